@@ -1,0 +1,476 @@
+"""Pretrained and transfer initialization: arrays from checkpoints into Flax models.
+
+- :func:`from_checkpoint` is an initializer: ``kernel_init=jinit.from_checkpoint(path, name)``
+  makes a layer start from a stored array instead of a random one.
+- :func:`transfer` copies a whole checkpoint (or a dict/pytree of arrays) into an existing
+  Flax parameter tree, mapping PyTorch names and layouts when asked, and reports what it did.
+
+Files are ``.safetensors`` or ``.npz``; nothing is ever unpickled.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar, Literal
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import NamedSharding
+
+from jinit._core import Initializer, Shape, check_choice
+from jinit.data import _checkpoint as ckpt
+
+Layout = Literal["jax", "torch"]
+LAYOUTS: tuple[str, ...] = ("jax", "torch")
+
+__all__ = ["TransferReport", "from_checkpoint", "transfer"]
+
+
+# --------------------------------------------------------------------------------------
+# from_checkpoint
+# --------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True, eq=False, repr=False)
+class FromCheckpoint(Initializer):
+    """Initializer returning a stored array; see :func:`from_checkpoint`."""
+
+    path: str
+    tensor: str
+    layout: str = "jax"
+    casting: str = "same_kind"
+    dtype: np.dtype | None = None
+
+    name: ClassVar[str] = "from_checkpoint"
+
+    def _init(self, key, shape: Shape, dtype: np.dtype, out_sharding) -> jax.Array:
+        del key  # deterministic: the values come from the file
+        arr = ckpt.read_array(self.path, self.tensor)
+        note = ""
+        if self.layout == "torch":
+            arr = ckpt.torch_to_jax_kernel(arr)
+            note = " (after the PyTorch -> JAX kernel transpose)"
+        if tuple(arr.shape) != tuple(shape):
+            raise ValueError(
+                f"from_checkpoint: parameter {self.tensor!r} in {self.path!r} has shape "
+                f"{tuple(arr.shape)}{note}, but shape {tuple(shape)} was requested. Check the "
+                "layer's size, or pass layout='torch' for a PyTorch (out, in, *k) weight."
+            )
+        if not ckpt.can_cast(arr.dtype, dtype, self.casting):
+            raise ckpt.cast_error(
+                f"from_checkpoint: parameter {self.tensor!r} in {self.path!r}",
+                arr.dtype,
+                dtype,
+                self.casting,
+            )
+        arr = np.ascontiguousarray(arr).astype(dtype, copy=False)
+        if isinstance(out_sharding, NamedSharding):
+            return jax.device_put(arr, out_sharding)
+        out = jnp.asarray(arr)
+        if out_sharding is not None:
+            out = jax.sharding.reshard(out, out_sharding)
+        return out
+
+
+def from_checkpoint(
+    path: str | os.PathLike,
+    name: str,
+    *,
+    layout: Layout = "jax",
+    casting: ckpt.Casting = "same_kind",
+    dtype: Any = None,
+) -> Initializer:
+    r"""Initializer that returns the array ``name`` stored in a checkpoint file.
+
+    The key is ignored; the requested shape must equal the stored shape (after the
+    PyTorch -> JAX transpose when ``layout="torch"``). The file is read at call time
+    (only the named array's bytes), so the initializer stays a small hashable value.
+
+    dtype policy: the stored array is cast to the requested dtype (the call's ``dtype``,
+    else this factory's ``dtype``, else the default float dtype) under ``casting``:
+
+    - ``"same_kind"`` (default): any float precision to any other (float64 -> float32,
+      float32 -> bfloat16, bfloat16 -> float32), float -> complex, int -> int. Flax always
+      requests ``param_dtype`` explicitly and NumPy saves float64 by default, so a precision
+      change inside the float kind is what users expect (PyTorch's ``load_state_dict``
+      casts too). Kind changes (int -> float, float -> int, complex -> float) are refused.
+    - ``"safe"``: only value-preserving casts (bfloat16 -> float32, float32 -> float64).
+    - ``"no"``: the stored dtype must equal the requested one.
+    - ``"unsafe"``: any cast.
+
+    Args:
+      path: a ``.safetensors`` or ``.npz`` file. ``.npz`` files are opened with
+        ``allow_pickle=False``; object arrays are refused.
+      name: the array's name in the file (e.g. ``"fc.weight"``).
+      layout: ``"jax"`` (stored as ``(*spatial, in, out)``) or ``"torch"`` (stored as
+        PyTorch's ``(out, in, *spatial)``, transposed on load).
+      casting: ``"same_kind"``, ``"safe"``, ``"no"`` or ``"unsafe"`` (see above).
+      dtype: default dtype when the call passes none.
+
+    Returns:
+      An :class:`jinit.Initializer`.
+
+    Raises:
+      FileNotFoundError: if ``path`` does not exist (at factory time).
+      KeyError: if ``name`` is not in the file; the message lists the available names.
+      ValueError: for an unsupported or malformed file, an object array, a bad
+        ``layout``/``casting`` (factory time), or a shape mismatch (call time; the message
+        names the parameter, the stored shape and the requested shape).
+      TypeError: if the stored dtype cannot be cast under ``casting`` (call time).
+
+    Examples:
+      >>> import os, tempfile, jax, numpy as np, jinit
+      >>> path = os.path.join(tempfile.mkdtemp(), "w.npz")
+      >>> np.savez(path, w=np.ones((3, 4)))
+      >>> init = jinit.from_checkpoint(path, "w")
+      >>> w = init(jax.random.key(0), (3, 4))
+      >>> w.shape, w.dtype, bool((w == 1).all())
+      ((3, 4), dtype('float32'), True)
+      >>> init == jinit.from_checkpoint(path, "w")
+      True
+    """
+    if not isinstance(name, str):
+        raise TypeError(f"`name` must be a str; got {name!r} of type {type(name).__name__}.")
+    check_choice("layout", layout, LAYOUTS)
+    ckpt.check_casting(casting)
+    path = os.path.abspath(os.fspath(path))
+    header = ckpt.read_header(path)  # format, existence and object arrays, at factory time
+    if name not in header:
+        raise ckpt._missing(path, name, list(header))
+    from jinit._core import check_dtype_arg
+
+    return FromCheckpoint(path, name, layout, casting, check_dtype_arg("dtype", dtype))
+
+
+# --------------------------------------------------------------------------------------
+# transfer
+# --------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class TransferReport:
+    """What :func:`transfer` did, by target parameter name (``"fc/kernel"``).
+
+    Attributes:
+      copied: target name -> source name, for every copied array.
+      transposed: target names whose array was transposed from the PyTorch layout.
+      missing: target names that no source array matched (left unchanged).
+      mismatched: target name -> reason (shape or dtype), for matched but not copied arrays.
+      unused: source name -> reason, for source arrays that were not copied anywhere.
+    """
+
+    copied: dict[str, str] = dataclasses.field(default_factory=dict)
+    transposed: list[str] = dataclasses.field(default_factory=list)
+    missing: list[str] = dataclasses.field(default_factory=list)
+    mismatched: dict[str, str] = dataclasses.field(default_factory=dict)
+    unused: dict[str, str] = dataclasses.field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        """True when every target parameter was copied."""
+        return not self.missing and not self.mismatched
+
+    def __str__(self) -> str:
+        lines = [
+            f"transfer: {len(self.copied)} copied ({len(self.transposed)} transposed), "
+            f"{len(self.missing)} missing, {len(self.mismatched)} mismatched, "
+            f"{len(self.unused)} unused source arrays"
+        ]
+        for t, s in self.copied.items():
+            flag = "  [transposed]" if t in self.transposed else ""
+            lines.append(f"  copied     {t} <- {s}{flag}")
+        lines += [f"  missing    {t}" for t in self.missing]
+        lines += [f"  mismatched {t}: {r}" for t, r in self.mismatched.items()]
+        lines += [f"  unused     {s}: {r}" for s, r in self.unused.items()]
+        return "\n".join(lines)
+
+
+_TORCH_SUFFIXES: dict[str, tuple[str, ...]] = {
+    "weight": ("kernel", "scale", "embedding"),
+    "bias": ("bias",),
+    "running_mean": ("mean",),
+    "running_var": ("var",),
+}
+_TORCH_IGNORED = ("num_batches_tracked",)
+
+
+def _is_collections_dict(tree: Mapping) -> bool:
+    """A linen variables dict: {'params': {...}, 'batch_stats': {...}, ...}."""
+    return "params" in tree and all(isinstance(v, Mapping) for v in tree.values())
+
+
+def _flatten_mapping(tree: Mapping) -> dict[tuple, Any]:
+    out: dict[tuple, Any] = {}
+
+    def visit(prefix: tuple, node: Any) -> None:
+        if isinstance(node, Mapping):
+            for k, v in node.items():
+                visit((*prefix, k), v)
+        else:
+            out[prefix] = node
+
+    visit((), tree)
+    return out
+
+
+def _source_arrays(source: Any) -> dict[str, np.ndarray]:
+    """Any supported source -> {name: numpy array}, names with '/' separators."""
+    from flax import nnx
+
+    if isinstance(source, (str, os.PathLike)):
+        return ckpt.read_all(source)
+    if isinstance(source, nnx.Module):
+        source = nnx.state(source, nnx.Any(nnx.Param, nnx.BatchStat))
+    if isinstance(source, nnx.State):
+        return {
+            "/".join(str(p) for p in path): np.asarray(var.get_value())
+            for path, var in nnx.to_flat_state(source)
+            if not isinstance(var, nnx.RngState)
+        }
+    if isinstance(source, Mapping):
+        flat = _flatten_mapping(source)
+        drop = 1 if _is_collections_dict(source) else 0
+        return {"/".join(str(p) for p in k[drop:]): np.asarray(v) for k, v in flat.items()}
+    raise TypeError(
+        "`source` must be a checkpoint path (.safetensors/.npz), a dict or nested dict of "
+        f"arrays, an nnx.State or an nnx.Module; got {type(source).__name__}."
+    )
+
+
+def _normalize(name: str) -> str:
+    return name.replace(".", "/")
+
+
+def _candidates(name: str, layout: str) -> list[str]:
+    """Target names a source name may refer to, most specific first."""
+    *module, leaf = _normalize(name).split("/")
+    leaves = _TORCH_SUFFIXES.get(leaf, (leaf,)) if layout == "torch" else (leaf,)
+    bases = [module]
+    # linen names list submodules "layers_0" where torch / nnx say "layers.0"
+    underscored: list[str] = []
+    for p in module:
+        if p.isdigit() and underscored:
+            underscored[-1] = f"{underscored[-1]}_{p}"
+        else:
+            underscored.append(p)
+    if underscored != module:
+        bases.append(underscored)
+    return ["/".join([*b, leaf]) for b in bases for leaf in leaves]
+
+
+def _resolve(name: str, layout: str, targets: Mapping[str, Any]) -> str | None:
+    cands = _candidates(name, layout)
+    for c in cands:
+        if c in targets:
+            return c
+    # unique suffix match: torch "0.weight" -> nnx.Sequential "layers/0/kernel"
+    for c in cands:
+        hits = [t for t in targets if t.endswith("/" + c)]
+        if len(hits) == 1:
+            return hits[0]
+    return None
+
+
+def _target_leaves(target: Any) -> tuple[str, dict[str, Any], Callable[[dict[str, Any]], Any]]:
+    """Returns (kind, {name: current array}, rebuild(new_values) -> result)."""
+    from flax import nnx
+
+    if isinstance(target, nnx.Module):
+        state = nnx.state(target, nnx.Any(nnx.Param, nnx.BatchStat))
+        flat = list(nnx.to_flat_state(state))
+        names = {"/".join(str(p) for p in path): (path, var) for path, var in flat}
+
+        def rebuild_module(new: dict[str, Any]) -> Any:
+            for n, value in new.items():
+                names[n][1].set_value(value)
+            nnx.update(target, state)
+            return target
+
+        return "nnx.Module", {n: v.get_value() for n, (_, v) in names.items()}, rebuild_module
+
+    if isinstance(target, nnx.State):
+        flat = [(p, v) for p, v in nnx.to_flat_state(target) if not isinstance(v, nnx.RngState)]
+        others = [(p, v) for p, v in nnx.to_flat_state(target) if isinstance(v, nnx.RngState)]
+        names = {"/".join(str(p) for p in path): (path, var) for path, var in flat}
+
+        def rebuild_state(new: dict[str, Any]) -> Any:
+            items = [
+                (path, var.replace(new[n]) if n in new else var) for n, (path, var) in names.items()
+            ]
+            return nnx.from_flat_state(items + others)
+
+        return "nnx.State", {n: v.get_value() for n, (_, v) in names.items()}, rebuild_state
+
+    if isinstance(target, Mapping):
+        from flax.core import FrozenDict, freeze
+
+        frozen = isinstance(target, FrozenDict)
+        flat = _flatten_mapping(target)
+        drop = 1 if _is_collections_dict(target) else 0
+        names = {}
+        for k in flat:
+            n = "/".join(str(p) for p in k[drop:])
+            if n in names:
+                raise ValueError(
+                    f"transfer: target name {n!r} occurs in two collections "
+                    f"({names[n][0]!r} and {k[0]!r}); transfer into one collection at a time."
+                )
+            names[n] = k
+
+        def rebuild_dict(new: dict[str, Any]) -> Any:
+            out: dict = {}
+            for n, k in names.items():
+                node = out
+                for p in k[:-1]:
+                    node = node.setdefault(p, {})
+                node[k[-1]] = new.get(n, flat[k])
+            return freeze(out) if frozen else out
+
+        return "dict", {n: flat[k] for n, k in names.items()}, rebuild_dict
+
+    raise TypeError(
+        "`target` must be an nnx.Module, an nnx.State, or a linen variables/params dict; "
+        f"got {type(target).__name__}."
+    )
+
+
+def transfer(
+    target: Any,
+    source: Any,
+    *,
+    mapping: Mapping[str, str | None] | Callable[[str], str | None] | None = None,
+    layout: Layout = "jax",
+    strict: bool = True,
+    casting: ckpt.Casting = "same_kind",
+) -> tuple[Any, TransferReport]:
+    """Copies matching arrays from a checkpoint or pytree into a Flax parameter tree.
+
+    Target names are the parameter paths joined with ``/``: ``"fc/kernel"``,
+    ``"layers/0/bias"`` (nnx), ``"Dense_0/kernel"`` (linen; the collection level of a
+    variables dict, ``params``/``batch_stats``, is dropped). Source names are matched with
+    ``.`` read as ``/``, then with ``layers/0`` read as linen's ``layers_0``, then by a
+    unique suffix (so PyTorch ``nn.Sequential``'s ``0.weight`` finds ``layers/0/kernel``).
+
+    With ``layout="torch"`` the last name component is translated: ``weight`` -> ``kernel``
+    (transposed: Linear ``(out, in)`` -> ``(in, out)``, Conv ``(out, in, *k)`` ->
+    ``(*k, in, out)``), or ``scale`` (norm layers) or ``embedding`` (``nn.Embedding``, not
+    transposed), whichever the target has; ``bias`` -> ``bias``; ``running_mean`` /
+    ``running_var`` -> ``mean`` / ``var``; ``num_batches_tracked`` is ignored. Inputs stay
+    your job: a PyTorch conv expects NCHW, a Flax conv NHWC. ``ConvTranspose`` weights
+    (stored ``(in, out, *k)`` by PyTorch) are not handled: convert them yourself.
+
+    Args:
+      target: an ``nnx.Module`` (updated in place), an ``nnx.State``, or a linen
+        variables dict / params dict (a new dict is returned; the input is not modified).
+        nnx targets cover ``nnx.Param`` and ``nnx.BatchStat`` variables.
+      source: a ``.safetensors``/``.npz`` path, a flat dict ``{"fc.weight": array}``, a
+        nested dict of arrays, a linen variables dict, an ``nnx.State`` or ``nnx.Module``.
+      mapping: explicit ``source name -> target name``: a dict (names it does not cover
+        are matched automatically) or a function called on every source name. A target
+        of ``None`` drops that source array. With ``layout="torch"`` a mapped array is
+        transposed when its target name ends in ``kernel``.
+      layout: ``"jax"`` (arrays already in Flax layout) or ``"torch"``.
+      strict: raise ``ValueError`` if any target parameter is missing from the source or
+        any matched array has the wrong shape or dtype; with ``strict=False`` those
+        parameters keep their values and the report lists them.
+      casting: dtype policy when the source dtype differs from the target's; see
+        :func:`from_checkpoint` (default ``"same_kind"``: float precision changes only).
+
+    Returns:
+      ``(result, report)``: the same module (nnx, updated in place), or a new ``nnx.State``
+      or dict; and a :class:`TransferReport`.
+
+    Raises:
+      ValueError: with ``strict=True``, on missing or mismatched parameters (the message is
+        the report); always, if two source arrays map to the same target.
+      TypeError: for an unsupported target or source.
+
+    Examples:
+      >>> import numpy as np, jinit
+      >>> from flax import nnx
+      >>> model = nnx.Linear(3, 2, rngs=nnx.Rngs(0))
+      >>> weights = {"weight": np.ones((2, 3)), "bias": np.zeros(2)}  # torch layout
+      >>> model, report = jinit.transfer(model, weights, layout="torch")
+      >>> model.kernel.shape, report.ok, report.transposed
+      ((3, 2), True, ['kernel'])
+    """
+    check_choice("layout", layout, LAYOUTS)
+    ckpt.check_casting(casting)
+    if mapping is not None and not (isinstance(mapping, Mapping) or callable(mapping)):
+        raise TypeError(f"`mapping` must be a dict, a callable or None; got {mapping!r}.")
+    kind, targets, rebuild = _target_leaves(target)
+    sources = _source_arrays(source)
+    report = TransferReport()
+    new: dict[str, Any] = {}
+    used_by: dict[str, str] = {}
+
+    for s_name, arr in sources.items():
+        leaf = _normalize(s_name).split("/")[-1]
+        if isinstance(mapping, Mapping):
+            explicit, t_name = s_name in mapping, mapping.get(s_name)
+        elif mapping is not None:
+            explicit, t_name = True, mapping(s_name)
+        else:
+            explicit, t_name = False, None
+        if explicit and t_name is None:
+            report.unused[s_name] = "mapped to None"
+            continue
+        if not explicit:
+            if layout == "torch" and leaf in _TORCH_IGNORED:
+                report.unused[s_name] = "PyTorch bookkeeping buffer; no Flax counterpart"
+                continue
+            t_name = _resolve(s_name, layout, targets)
+            if t_name is None:
+                report.unused[s_name] = "no matching target parameter"
+                continue
+        elif t_name not in targets:
+            report.unused[s_name] = f"mapped to {t_name!r}, which is not a target parameter"
+            continue
+        if t_name in used_by:
+            raise ValueError(
+                f"transfer: source arrays {used_by[t_name]!r} and {s_name!r} both map to "
+                f"target {t_name!r}; fix `mapping`."
+            )
+        used_by[t_name] = s_name
+
+        arr = np.asarray(arr)
+        if arr.dtype.hasobject:
+            report.mismatched[t_name] = f"source {s_name!r} is an object array"
+            continue
+        transposed = layout == "torch" and t_name.split("/")[-1] == "kernel" and arr.ndim >= 2
+        if transposed:
+            arr = ckpt.torch_to_jax_kernel(arr)
+        current = targets[t_name]
+        t_shape, t_dtype = tuple(np.shape(current)), np.dtype(current.dtype)
+        if tuple(arr.shape) != t_shape:
+            how = " after the PyTorch -> JAX transpose" if transposed else ""
+            report.mismatched[t_name] = (
+                f"source {s_name!r} has shape {tuple(arr.shape)}{how}, target has {t_shape}"
+            )
+            continue
+        if not ckpt.can_cast(arr.dtype, t_dtype, casting):
+            report.mismatched[t_name] = (
+                f"source {s_name!r} has dtype {arr.dtype.name}, target has {t_dtype.name} "
+                f"(not allowed under casting={casting!r})"
+            )
+            continue
+        value = jnp.asarray(np.ascontiguousarray(arr).astype(t_dtype, copy=False))
+        sharding = getattr(current, "sharding", None)
+        if isinstance(current, jax.Array) and sharding is not None:
+            value = jax.device_put(value, sharding)
+        new[t_name] = value
+        report.copied[t_name] = s_name
+        if transposed:
+            report.transposed.append(t_name)
+
+    report.missing = [t for t in targets if t not in used_by]
+    if strict and not report.ok:
+        raise ValueError(
+            f"transfer(strict=True) into a {kind}: not every target parameter could be "
+            "copied (pass strict=False to copy what matches, or `mapping=` to name the "
+            f"sources).\n{report}"
+        )
+    return rebuild(new), report
