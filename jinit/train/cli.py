@@ -1,0 +1,164 @@
+"""``jinit compare``: train an MLP under several initializers and report how each converges."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from jinit.train.datasets import DATASETS
+from jinit.train.loop import OPTIMIZERS, TrainConfig
+from jinit.train.model import ACTIVATIONS, MLPConfig
+from jinit.train.study import DEFAULT_INITS
+
+DEFAULT_DEPTH = 10
+DEFAULT_WIDTH = 32
+
+EPILOG = """\
+examples:
+  jinit compare                                  # the default study (under a minute on CPU)
+  jinit compare --inits he_normal,glorot_normal --depth 20 --width 64 --steps 500
+  jinit compare --dataset digits --hidden 64,32 --activation tanh --optimizer adam --lr 1e-3
+"""
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1; got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1; got {text!r}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number > 0; got {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a finite number > 0; got {text!r}")
+    return value
+
+
+def _widths(text: str) -> tuple[int, ...]:
+    parts = [p.strip() for p in text.split(",")]
+    try:
+        widths = tuple(int(p) for p in parts)
+    except ValueError:
+        widths = ()
+    if not widths or any(w < 1 for w in widths):
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated layer widths >= 1 such as 10,5; got {text!r}"
+        )
+    return widths
+
+
+def _names(text: str) -> list[str]:
+    names = [p.strip() for p in text.split(",") if p.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError(f"expected comma-separated names; got {text!r}")
+    return names
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``jinit compare`` argument parser."""
+    p = argparse.ArgumentParser(
+        prog="jinit compare",
+        description=(
+            "Train a small Flax MLP from several initializers and seeds (one compiled program), "
+            "print a table and write results.json, report.md, loss_curves.png and "
+            "activations.png. Without arguments: 7 initializers x 3 seeds on 'spirals' with "
+            f"{DEFAULT_DEPTH} hidden ReLU layers of {DEFAULT_WIDTH}."
+        ),
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--dataset", default="spirals", choices=DATASETS, help="default: spirals")
+    p.add_argument("--n-samples", type=_positive_int, default=None,
+                   help="examples before the train/test split (default 500; digits: 1797)")  # fmt: skip
+    arch = p.add_argument_group("architecture (--hidden, or --depth and --width)")
+    arch.add_argument("--hidden", type=_widths, default=None, help="hidden widths, e.g. 10,5")
+    arch.add_argument("--depth", type=_positive_int, default=None,
+                      help=f"number of hidden layers (default {DEFAULT_DEPTH})")  # fmt: skip
+    arch.add_argument("--width", type=_positive_int, default=None,
+                      help=f"units per hidden layer (default {DEFAULT_WIDTH})")  # fmt: skip
+    arch.add_argument("--activation", default="relu", choices=tuple(ACTIVATIONS),
+                      help="hidden nonlinearity (default: relu)")  # fmt: skip
+    arch.add_argument("--bias-init", default="zeros", help="bias initializer (default: zeros)")
+    p.add_argument("--inits", type=_names, default=list(DEFAULT_INITS),
+                   help="comma-separated names accepted by jinit.get "
+                        f"(default: {','.join(DEFAULT_INITS)})")  # fmt: skip
+    p.add_argument("--seeds", type=_positive_int, default=3, help="seeds per init (default 3)")
+    train = TrainConfig()
+    p.add_argument("--steps", type=_positive_int, default=train.steps,
+                   help=f"optimizer steps (default {train.steps})")  # fmt: skip
+    p.add_argument("--optimizer", default=train.optimizer, choices=OPTIMIZERS,
+                   help=f"default: {train.optimizer} (SGD with momentum 0.9)")  # fmt: skip
+    p.add_argument("--lr", type=_positive_float, default=train.learning_rate,
+                   help=f"learning rate (default {train.learning_rate})")  # fmt: skip
+    p.add_argument("--batch-size", type=_positive_int, default=None,
+                   help="minibatch size (default: full batch)")  # fmt: skip
+    p.add_argument("--target-loss", type=_positive_float, default=train.target_loss,
+                   help=f"loss defining steps-to-target (default {train.target_loss})")  # fmt: skip
+    p.add_argument("--out", default="runs/compare", help="output directory (default runs/compare)")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Runs ``jinit compare`` with ``argv`` (the arguments after the word ``compare``).
+
+    Returns:
+        The exit status (0). Bad arguments exit with status 2 and a message naming them.
+    """
+    import jinit
+    from jinit.train.study import compare
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+
+    if args.hidden is not None and (args.depth is not None or args.width is not None):
+        parser.error("argument --hidden: give either --hidden or --depth/--width, not both")
+    hidden = args.hidden
+    if hidden is None:
+        hidden = (args.width or DEFAULT_WIDTH,) * (args.depth or DEFAULT_DEPTH)
+    for option, names in (("--inits", args.inits), ("--bias-init", [args.bias_init])):
+        for name in names:
+            try:
+                jinit.get(name)
+            except (ValueError, TypeError) as err:
+                parser.error(f"argument {option}: {err}")
+    if len(set(args.inits)) != len(args.inits):
+        parser.error(f"argument --inits: names must be distinct; got {','.join(args.inits)}")
+
+    from jinit.train.datasets import load_dataset
+
+    try:
+        data = load_dataset(args.dataset, n_samples=args.n_samples)
+        model = MLPConfig(hidden=hidden, activation=args.activation, bias_init=args.bias_init)
+        train = TrainConfig(
+            steps=args.steps,
+            optimizer=args.optimizer,
+            learning_rate=args.lr,
+            batch_size=args.batch_size,
+            target_loss=args.target_loss,
+        )
+    except (ValueError, ImportError) as err:
+        parser.error(str(err))
+
+    n_runs = len(args.inits) * args.seeds
+    print(
+        f"jinit compare: {data!r}\n  MLP hidden={list(hidden)} {args.activation}; "
+        f"{n_runs} runs ({len(args.inits)} inits x {args.seeds} seeds), {args.steps} steps "
+        f"of {args.optimizer} lr={args.lr}",
+        file=sys.stderr,
+    )
+    study = compare(
+        args.inits, data, model=model, train=train, seeds=args.seeds, progress=not args.no_progress
+    )
+    print(study.table())
+    paths = study.save(args.out)
+    print(f"\ntrained in {study.seconds:.1f} s; wrote {', '.join(str(p) for p in paths.values())}")
+    return 0

@@ -1,0 +1,215 @@
+"""The compiled training program: ``lax.scan`` over steps, ``vmap`` over runs.
+
+A *run* is one (initializer, seed) pair. Flax nnx modules do not keep their initializer,
+so every run of a study shares one graph definition; their parameters are created
+eagerly, stacked along a leading axis, and trained by a single jitted program. The
+program is traced once per (architecture, optimizer, steps, batch size, data shapes):
+learning rate, data and parameter values are traced arguments.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import nnx
+
+OPTIMIZERS: tuple[str, ...] = ("sgd", "momentum", "adam")
+"""Optimizer names: plain SGD, SGD with momentum 0.9, and Adam (optax defaults)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """How each network is trained.
+
+    Args:
+        steps: number of optimizer updates (>= 1).
+        optimizer: one of :data:`OPTIMIZERS`.
+        learning_rate: step size (> 0).
+        batch_size: examples per update; ``None`` (or >= the training-set size) trains
+            full batch. Minibatches are drawn without replacement at every step.
+        target_loss: the training loss whose first crossing defines ``steps_to_target``.
+
+    Examples:
+        >>> TrainConfig(steps=10, optimizer="adam", learning_rate=1e-3).optimizer
+        'adam'
+    """
+
+    steps: int = 300
+    optimizer: str = "momentum"
+    learning_rate: float = 0.01
+    batch_size: int | None = None
+    target_loss: float = 0.05
+
+    def __post_init__(self) -> None:
+        if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 1:
+            raise ValueError(f"`steps` must be an int >= 1; got {self.steps!r}.")
+        if self.optimizer not in OPTIMIZERS:
+            allowed = ", ".join(repr(o) for o in OPTIMIZERS)
+            raise ValueError(f"`optimizer` must be one of {allowed}; got {self.optimizer!r}.")
+        if not (isinstance(self.learning_rate, int | float) and 0 < self.learning_rate < math.inf):
+            raise ValueError(
+                f"`learning_rate` must be a finite number > 0; got {self.learning_rate!r}."
+            )
+        b = self.batch_size
+        if b is not None and (isinstance(b, bool) or not isinstance(b, int) or b < 1):
+            raise ValueError(f"`batch_size` must be an int >= 1 or None; got {b!r}.")
+        if not (isinstance(self.target_loss, int | float) and self.target_loss >= 0):
+            raise ValueError(f"`target_loss` must be a number >= 0; got {self.target_loss!r}.")
+
+
+def make_optimizer(name: str, learning_rate: float | jax.Array) -> optax.GradientTransformation:
+    """Returns the optax transformation called ``name`` (see :data:`OPTIMIZERS`)."""
+    if name == "sgd":
+        return optax.sgd(learning_rate)
+    if name == "momentum":
+        return optax.sgd(learning_rate, momentum=0.9)
+    if name == "adam":
+        return optax.adam(learning_rate)
+    allowed = ", ".join(repr(o) for o in OPTIMIZERS)
+    raise ValueError(f"`optimizer` must be one of {allowed}; got {name!r}.")
+
+
+# --- progress reporting from inside the compiled program -------------------------------
+# The program calls `_report_step` through `jax.debug.callback`; it forwards to whatever
+# hook `progress_hook` installed, so the compiled program never depends on the hook.
+_HOOK_LOCK = threading.Lock()
+_HOOK: Callable[[int], None] | None = None
+
+
+def _report_step(step: Any) -> None:
+    hook = _HOOK
+    if hook is not None:
+        hook(int(step))
+
+
+@contextmanager
+def progress_hook(hook: Callable[[int], None] | None) -> Iterator[None]:
+    """Calls ``hook(steps_done)`` from the running program while the context is open."""
+    global _HOOK
+    with _HOOK_LOCK:
+        previous, _HOOK = _HOOK, hook
+    try:
+        yield
+    finally:
+        with _HOOK_LOCK:
+            _HOOK = previous
+
+
+_TRACES = 0
+
+
+def trace_count() -> int:
+    """How many times the training program has been traced (compiled) in this process."""
+    return _TRACES
+
+
+def _cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
+    return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+
+
+def _accuracy(logits: jax.Array, labels: jax.Array) -> jax.Array:
+    return (jnp.argmax(logits, axis=-1) == labels).mean()
+
+
+@jax.jit(static_argnames=("graphdef", "optimizer", "steps", "batch_size", "n_probe"))
+def train_runs(
+    params: nnx.State,
+    keys: jax.Array,
+    learning_rate: jax.Array,
+    x_train: jax.Array,
+    y_train: jax.Array,
+    x_test: jax.Array,
+    y_test: jax.Array,
+    *,
+    graphdef: nnx.GraphDef,
+    optimizer: str,
+    steps: int,
+    batch_size: int | None,
+    n_probe: int,
+) -> dict[str, Any]:
+    """Trains a stack of runs; every leaf of ``params`` has a leading run axis.
+
+    Args:
+        params: stacked ``nnx.State`` of the :class:`~jinit.train.model.MLP` parameters.
+        keys: one typed key per run, used to draw minibatches.
+        learning_rate: scalar step size.
+        x_train, y_train, x_test, y_test: the data set (shared by all runs).
+        graphdef: the MLP's graph definition (same for all runs).
+        optimizer: one of :data:`OPTIMIZERS`.
+        steps: number of updates.
+        batch_size: minibatch size, or ``None`` for full batch.
+        n_probe: how many training examples' activations at init to return.
+
+    Returns:
+        A dict of arrays with a leading run axis: ``loss_curve`` ``(runs, steps + 1)``
+        (full training loss after 0..steps updates), ``train_accuracy``, ``test_accuracy``,
+        ``activation_std`` ``(runs, hidden layers)``, ``grad_norm`` ``(runs, layers)`` and
+        ``activations`` (a list, per hidden layer, of ``(runs, n_probe, width)``).
+    """
+    global _TRACES
+    _TRACES += 1
+    tx = make_optimizer(optimizer, learning_rate)
+    n_train = x_train.shape[0]
+    report_every = max(1, steps // 100)
+
+    def loss_and_hidden(p: nnx.State, x: jax.Array, y: jax.Array) -> tuple[jax.Array, Any]:
+        logits, hidden = nnx.merge(graphdef, p).forward_with_activations(x)
+        return _cross_entropy(logits, y), hidden
+
+    loss_grad = jax.value_and_grad(loss_and_hidden, has_aux=True)
+
+    def at_init(p: nnx.State) -> dict[str, Any]:
+        (_, hidden), grads = loss_grad(p, x_train, y_train)
+        kernels = nnx.merge(graphdef, grads).kernels()
+        return {
+            "activation_std": jnp.stack([h.std() for h in hidden]) if hidden else jnp.zeros(0),
+            "grad_norm": jnp.stack([jnp.linalg.norm(k) for k in kernels]),
+            "activations": [h[:n_probe] for h in hidden],
+        }
+
+    def update(p: nnx.State, opt_state: Any, key: jax.Array, step: jax.Array) -> tuple:
+        if batch_size is None or batch_size >= n_train:
+            (loss, _), grads = loss_grad(p, x_train, y_train)
+        else:
+            idx = jax.random.choice(
+                jax.random.fold_in(key, step), n_train, (batch_size,), replace=False
+            )
+            loss = loss_and_hidden(p, x_train, y_train)[0]
+            grads = loss_grad(p, x_train[idx], y_train[idx])[1]
+        updates, opt_state = tx.update(grads, opt_state, p)
+        return optax.apply_updates(p, updates), opt_state, loss
+
+    def body(carry: tuple, step: jax.Array) -> tuple:
+        p, opt_state = carry
+        p, opt_state, loss = jax.vmap(update, in_axes=(0, 0, 0, None))(p, opt_state, keys, step)
+        jax.lax.cond(
+            (step + 1) % report_every == 0,
+            lambda: jax.debug.callback(_report_step, step + 1),
+            lambda: None,
+        )
+        return (p, opt_state), loss
+
+    def evaluate(p: nnx.State) -> dict[str, jax.Array]:
+        model = nnx.merge(graphdef, p)
+        train_logits, test_logits = model(x_train), model(x_test)
+        return {
+            "final_loss": _cross_entropy(train_logits, y_train),
+            "train_accuracy": _accuracy(train_logits, y_train),
+            "test_accuracy": _accuracy(test_logits, y_test),
+        }
+
+    out = jax.vmap(at_init)(params)
+    opt_state = jax.vmap(tx.init)(params)
+    (params, _), losses = jax.lax.scan(body, (params, opt_state), jnp.arange(steps))
+    final = jax.vmap(evaluate)(params)
+    out["loss_curve"] = jnp.concatenate([losses.T, final.pop("final_loss")[:, None]], axis=1)
+    out.update(final)
+    return out

@@ -1,0 +1,116 @@
+"""Per-initializer summaries of a study's runs (host side, NumPy, JSON-ready).
+
+Definitions (shared with jinit's diagnostics):
+
+- *activation std of hidden layer l*: the standard deviation over all batch elements and
+  units of the post-activation output of hidden layer ``l`` on the training batch;
+- *gradient norm of layer l*: the L2 (Frobenius) norm of d(loss)/d(kernel_l) on the
+  training batch;
+- *diverged*: the training loss became non-finite at some step.
+
+Non-finite numbers become ``None`` (JSON ``null``); means and standard deviations of the
+final loss and accuracy are taken over the seeds that did not diverge.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+
+def to_float(value: Any) -> float | None:
+    """``float(value)``, or ``None`` when it is not finite.
+
+    Examples:
+        >>> to_float(np.float32(0.5)), to_float(float("nan"))
+        (0.5, None)
+    """
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def to_floats(values: Any) -> list[float | None]:
+    """Element-wise :func:`to_float` of a 1-D array."""
+    return [to_float(v) for v in np.asarray(values).ravel()]
+
+
+def mean_std(per_seed: Sequence[float | None]) -> dict[str, Any]:
+    """``{"mean", "std", "per_seed"}`` over the finite entries (``None`` if none).
+
+    Examples:
+        >>> mean_std([1.0, 3.0, None])
+        {'mean': 2.0, 'std': 1.0, 'per_seed': [1.0, 3.0, None]}
+    """
+    finite = np.array([v for v in per_seed if v is not None], dtype=np.float64)
+    if finite.size == 0:
+        return {"mean": None, "std": None, "per_seed": list(per_seed)}
+    return {
+        "mean": float(finite.mean()),
+        "std": float(finite.std()),
+        "per_seed": list(per_seed),
+    }
+
+
+def steps_to_target(curve: np.ndarray, target: float) -> int | None:
+    """The first step whose training loss is <= ``target``, or ``None`` if never.
+
+    Examples:
+        >>> steps_to_target(np.array([0.7, 0.3, 0.1, 0.05]), 0.2)
+        2
+        >>> steps_to_target(np.array([0.7, 0.6]), 0.2) is None
+        True
+    """
+    hits = np.flatnonzero(np.asarray(curve) <= target)
+    return int(hits[0]) if hits.size else None
+
+
+def summarize_runs(
+    label: str,
+    curves: np.ndarray,
+    train_accuracy: np.ndarray,
+    test_accuracy: np.ndarray,
+    activation_std: np.ndarray,
+    grad_norm: np.ndarray,
+    target_loss: float,
+) -> dict[str, Any]:
+    """The ``runs`` entry of ``results.json`` for one initializer.
+
+    Args:
+        label: the initializer's name.
+        curves: ``(seeds, steps + 1)`` training losses.
+        train_accuracy: ``(seeds,)`` final training accuracy.
+        test_accuracy: ``(seeds,)`` final test accuracy.
+        activation_std: ``(seeds, hidden layers)`` at initialization.
+        grad_norm: ``(seeds, layers)`` at initialization.
+        target_loss: loss threshold of ``steps_to_target``.
+
+    Returns:
+        A JSON-ready dict (see DESIGN.md §5).
+    """
+    curves = np.asarray(curves, dtype=np.float64)
+    finite_runs = np.isfinite(curves).all(axis=1)
+    diverged = [not bool(ok) for ok in finite_runs]
+
+    def per_seed(values: np.ndarray) -> list[float | None]:
+        return [to_float(v) if ok else None for v, ok in zip(np.asarray(values), finite_runs)]
+
+    with np.errstate(invalid="ignore"):
+        mean_curve = curves.mean(axis=0)
+        std_curve = curves.std(axis=0)
+    return {
+        "init": label,
+        "loss_curve": to_floats(mean_curve),
+        "loss_curve_std": to_floats(std_curve),
+        "initial_loss": mean_std(to_floats(curves[:, 0])),
+        "final_train_loss": mean_std(per_seed(curves[:, -1])),
+        "train_accuracy": mean_std(per_seed(train_accuracy)),
+        "test_accuracy": mean_std(per_seed(test_accuracy)),
+        "steps_to_target": [steps_to_target(c, target_loss) for c in curves],
+        "diverged": any(diverged),
+        "diverged_per_seed": diverged,
+        "activation_std_at_init": to_floats(np.mean(activation_std, axis=0)),
+        "grad_norm_at_init": to_floats(np.mean(grad_norm, axis=0)),
+    }

@@ -1,0 +1,141 @@
+"""A Flax (nnx) multilayer perceptron whose kernels are initialized by name through jinit."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
+    "relu": jax.nn.relu,
+    "leaky_relu": jax.nn.leaky_relu,  # negative slope 0.01, as torch's default
+    "tanh": jnp.tanh,
+    "sigmoid": jax.nn.sigmoid,
+    "gelu": jax.nn.gelu,
+    "selu": jax.nn.selu,
+    "linear": lambda x: x,
+}
+"""Hidden-layer nonlinearities accepted by :class:`MLP` and :class:`MLPConfig`."""
+
+InitSpec = str | Mapping[str, Any] | Callable[..., jax.Array]
+"""Anything :func:`jinit.get` accepts: a name, a dict spec or an initializer."""
+
+
+def _check_activation(activation: str) -> None:
+    if not isinstance(activation, str) or activation not in ACTIVATIONS:
+        allowed = ", ".join(repr(a) for a in ACTIVATIONS)
+        raise ValueError(f"`activation` must be one of {allowed}; got {activation!r}.")
+
+
+def _check_hidden(hidden: Sequence[int]) -> tuple[int, ...]:
+    if isinstance(hidden, int | str) or not isinstance(hidden, Sequence):
+        raise TypeError(f"`hidden` must be a sequence of ints (layer widths); got {hidden!r}.")
+    widths = tuple(hidden)
+    for w in widths:
+        if isinstance(w, bool) or not isinstance(w, int) or w < 1:
+            raise ValueError(f"`hidden` widths must be ints >= 1; got {hidden!r}.")
+    return widths
+
+
+@dataclasses.dataclass(frozen=True)
+class MLPConfig:
+    """The architecture of the compared networks (the kernel initializer varies per run).
+
+    Args:
+        hidden: widths of the hidden layers, e.g. ``(10, 5)``; ``()`` is logistic regression.
+        activation: hidden nonlinearity, one of :data:`ACTIVATIONS`.
+        bias_init: bias initializer, anything :func:`jinit.get` accepts.
+
+    Examples:
+        >>> MLPConfig(hidden=[16, 16], activation="tanh").hidden
+        (16, 16)
+        >>> MLPConfig.deep(depth=3, width=8).hidden
+        (8, 8, 8)
+    """
+
+    hidden: tuple[int, ...] = (32,) * 10
+    activation: str = "relu"
+    bias_init: InitSpec = "zeros"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "hidden", _check_hidden(self.hidden))
+        _check_activation(self.activation)
+
+    @classmethod
+    def deep(cls, depth: int, width: int, **kwargs: Any) -> MLPConfig:
+        """``depth`` hidden layers of ``width`` units each."""
+        for arg, value in (("depth", depth), ("width", width)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"`{arg}` must be an int >= 1; got {value!r}.")
+        return cls(hidden=(width,) * depth, **kwargs)
+
+
+class MLP(nnx.Module):
+    """Dense layers with a shared hidden nonlinearity and a linear output layer.
+
+    Every kernel (hidden and output) is drawn from ``kernel_init`` and every bias from
+    ``bias_init``; both are resolved with :func:`jinit.get`, so names such as
+    ``"he_normal"`` or ``"torch.linear_default"`` and dict specs work.
+
+    Args:
+        in_features: input width.
+        hidden: hidden-layer widths.
+        out_features: output width (number of classes for the trainer).
+        activation: one of :data:`ACTIVATIONS`.
+        kernel_init: kernel initializer spec.
+        bias_init: bias initializer spec.
+        rngs: Flax random streams; kernels and biases use ``rngs.params()``.
+
+    Examples:
+        >>> model = MLP(2, (8, 8), 3, kernel_init="he_normal", rngs=nnx.Rngs(0))
+        >>> model(jnp.ones((5, 2))).shape
+        (5, 3)
+        >>> logits, hidden = model.forward_with_activations(jnp.ones((5, 2)))
+        >>> [h.shape for h in hidden]
+        [(5, 8), (5, 8)]
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        hidden: Sequence[int],
+        out_features: int,
+        *,
+        activation: str = "relu",
+        kernel_init: InitSpec = "lecun_normal",
+        bias_init: InitSpec = "zeros",
+        rngs: nnx.Rngs,
+    ) -> None:
+        import jinit  # late import: jinit's package may import this module's siblings lazily
+
+        _check_activation(activation)
+        widths = (in_features, *_check_hidden(hidden), out_features)
+        kernel = jinit.get(kernel_init)
+        bias = jinit.get(bias_init)
+        self.layers = nnx.List(
+            [
+                nnx.Linear(n_in, n_out, kernel_init=kernel, bias_init=bias, rngs=rngs)
+                for n_in, n_out in zip(widths[:-1], widths[1:])
+            ]
+        )
+        self.activation = activation
+
+    def forward_with_activations(self, x: jax.Array) -> tuple[jax.Array, list[jax.Array]]:
+        """Returns the logits and the post-activation output of every hidden layer."""
+        act = ACTIVATIONS[self.activation]
+        hidden = []
+        for layer in self.layers[:-1]:
+            x = act(layer(x))
+            hidden.append(x)
+        return self.layers[-1](x), hidden
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        return self.forward_with_activations(x)[0]
+
+    def kernels(self) -> list[jax.Array]:
+        """The kernels of all layers, input to output."""
+        return [layer.kernel[...] for layer in self.layers]
