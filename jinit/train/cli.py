@@ -76,32 +76,71 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--dataset", default="spirals", choices=DATASETS, help="default: spirals")
-    p.add_argument("--n-samples", type=_positive_int, default=None,
-                   help="examples before the train/test split (default 500; digits: 1797)")  # fmt: skip
+    p.add_argument(
+        "--n-samples",
+        type=_positive_int,
+        default=None,
+        help="examples before the split (default 500; digits: 1797)",
+    )
     arch = p.add_argument_group("architecture (--hidden, or --depth and --width)")
     arch.add_argument("--hidden", type=_widths, default=None, help="hidden widths, e.g. 10,5")
-    arch.add_argument("--depth", type=_positive_int, default=None,
-                      help=f"number of hidden layers (default {DEFAULT_DEPTH})")  # fmt: skip
-    arch.add_argument("--width", type=_positive_int, default=None,
-                      help=f"units per hidden layer (default {DEFAULT_WIDTH})")  # fmt: skip
-    arch.add_argument("--activation", default="relu", choices=tuple(ACTIVATIONS),
-                      help="hidden nonlinearity (default: relu)")  # fmt: skip
+    arch.add_argument(
+        "--depth",
+        type=_positive_int,
+        default=None,
+        help=f"number of hidden layers (default {DEFAULT_DEPTH})",
+    )
+    arch.add_argument(
+        "--width",
+        type=_positive_int,
+        default=None,
+        help=f"units per hidden layer (default {DEFAULT_WIDTH})",
+    )
+    arch.add_argument(
+        "--activation",
+        default="relu",
+        choices=tuple(ACTIVATIONS),
+        help="hidden nonlinearity (default: relu)",
+    )
     arch.add_argument("--bias-init", default="zeros", help="bias initializer (default: zeros)")
-    p.add_argument("--inits", type=_names, default=list(DEFAULT_INITS),
-                   help="comma-separated names accepted by jinit.get "
-                        f"(default: {','.join(DEFAULT_INITS)})")  # fmt: skip
+    p.add_argument(
+        "--inits",
+        type=_names,
+        default=list(DEFAULT_INITS),
+        help=f"comma-separated names accepted by jinit.get (default: {','.join(DEFAULT_INITS)})",
+    )
     p.add_argument("--seeds", type=_positive_int, default=3, help="seeds per init (default 3)")
     train = TrainConfig()
-    p.add_argument("--steps", type=_positive_int, default=train.steps,
-                   help=f"optimizer steps (default {train.steps})")  # fmt: skip
-    p.add_argument("--optimizer", default=train.optimizer, choices=OPTIMIZERS,
-                   help=f"default: {train.optimizer} (SGD with momentum 0.9)")  # fmt: skip
-    p.add_argument("--lr", type=_positive_float, default=train.learning_rate,
-                   help=f"learning rate (default {train.learning_rate})")  # fmt: skip
-    p.add_argument("--batch-size", type=_positive_int, default=None,
-                   help="minibatch size (default: full batch)")  # fmt: skip
-    p.add_argument("--target-loss", type=_positive_float, default=train.target_loss,
-                   help=f"loss defining steps-to-target (default {train.target_loss})")  # fmt: skip
+    p.add_argument(
+        "--steps",
+        type=_positive_int,
+        default=train.steps,
+        help=f"optimizer steps (default {train.steps})",
+    )
+    p.add_argument(
+        "--optimizer",
+        default=train.optimizer,
+        choices=OPTIMIZERS,
+        help=f"default: {train.optimizer} (SGD with momentum 0.9)",
+    )
+    p.add_argument(
+        "--lr",
+        type=_positive_float,
+        default=train.learning_rate,
+        help=f"learning rate (default {train.learning_rate})",
+    )
+    p.add_argument(
+        "--batch-size",
+        type=_positive_int,
+        default=None,
+        help="minibatch size (default: full batch)",
+    )
+    p.add_argument(
+        "--target-loss",
+        type=_positive_float,
+        default=train.target_loss,
+        help=f"loss defining steps-to-target (default {train.target_loss})",
+    )
     p.add_argument("--out", default="runs/compare", help="output directory (default runs/compare)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return p

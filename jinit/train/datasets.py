@@ -58,7 +58,9 @@ def _per_class_counts(n_samples: int, n_classes: int) -> list[int]:
 def _circles(n_samples: int, noise: float, rng: np.random.Generator) -> tuple[np.ndarray, ...]:
     # Two concentric circles of radius 1 (class 0) and 0.5 (class 1), Gaussian noise.
     xs, ys = [], []
-    for label, (count, radius) in enumerate(zip(_per_class_counts(n_samples, 2), (1.0, 0.5))):
+    for label, (count, radius) in enumerate(
+        zip(_per_class_counts(n_samples, 2), (1.0, 0.5), strict=True)
+    ):
         angle = rng.uniform(0.0, 2.0 * np.pi, count)
         xs.append(radius * np.stack([np.cos(angle), np.sin(angle)], axis=1))
         ys.append(np.full(count, label))
@@ -121,7 +123,7 @@ def _stratified_split(
     train_idx, test_idx = [], []
     for c in np.unique(y):
         idx = rng.permutation(np.flatnonzero(y == c))
-        n_test = int(round(test_fraction * len(idx)))
+        n_test = round(test_fraction * len(idx))
         test_idx.append(idx[:n_test])
         train_idx.append(idx[n_test:])
     return rng.permutation(np.concatenate(train_idx)), rng.permutation(np.concatenate(test_idx))

@@ -95,7 +95,10 @@ def summarize_runs(
     diverged = [not bool(ok) for ok in finite_runs]
 
     def per_seed(values: np.ndarray) -> list[float | None]:
-        return [to_float(v) if ok else None for v, ok in zip(np.asarray(values), finite_runs)]
+        return [
+            to_float(v) if ok else None
+            for v, ok in zip(np.asarray(values), finite_runs, strict=True)
+        ]
 
     with np.errstate(invalid="ignore"):
         mean_curve = curves.mean(axis=0)

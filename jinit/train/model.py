@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -119,7 +120,7 @@ class MLP(nnx.Module):
         self.layers = nnx.List(
             [
                 nnx.Linear(n_in, n_out, kernel_init=kernel, bias_init=bias, rngs=rngs)
-                for n_in, n_out in zip(widths[:-1], widths[1:])
+                for n_in, n_out in itertools.pairwise(widths)
             ]
         )
         self.activation = activation

@@ -91,8 +91,8 @@ def plot_activations(study: Study) -> Figure:
     import matplotlib
 
     shades = matplotlib.colormaps["viridis"](np.linspace(0.0, 0.9, max(depth, 1)))
-    for ax, label in zip(axes, labels):
-        for layer, (v, shade) in enumerate(zip(values[label], shades)):
+    for ax, label in zip(axes, labels, strict=False):
+        for layer, (v, shade) in enumerate(zip(values[label], shades, strict=False)):
             v = v[np.isfinite(v)]
             if drop_zeros:
                 v = v[v != 0]
@@ -100,18 +100,27 @@ def plot_activations(study: Study) -> Figure:
                 continue
             weights = np.full(v.shape, 1.0 / v.size)
             ax.hist(
-                v, bins=bins, weights=weights, histtype="step", color=shade,
+                v,
+                bins=bins,
+                weights=weights,
+                histtype="step",
+                color=shade,
                 label=f"layer {layer + 1}" if layer in (0, depth - 1) else None,
-            )  # fmt: skip
+            )
         stds = next(r for r in study.runs if r["init"] == label)["activation_std_at_init"]
         if not any(np.any(v != 0) for v in values[label]):
             ax.text(0.5, 0.5, "all activations are 0", transform=ax.transAxes, ha="center")
         elif stds:
             first, last = stds[0], stds[-1]
             ax.text(
-                0.98, 0.95, f"std {first:.2g} -> {last:.2g}" if last is not None else "",
-                transform=ax.transAxes, ha="right", va="top", fontsize=8,
-            )  # fmt: skip
+                0.98,
+                0.95,
+                f"std {first:.2g} -> {last:.2g}" if last is not None else "",
+                transform=ax.transAxes,
+                ha="right",
+                va="top",
+                fontsize=8,
+            )
         ax.set_title(label, fontsize=10)
         ax.set_xlim(lo, hi)
         ax.tick_params(labelsize=7)
@@ -123,10 +132,16 @@ def plot_activations(study: Study) -> Figure:
         axes[0].set_ylabel("fraction of values", fontsize=8)
 
     ax = axes[len(labels)]
-    for color, run in zip(_colors(len(study.runs)), study.runs):
+    for color, run in zip(_colors(len(study.runs)), study.runs, strict=True):
         stds = np.array([np.nan if s is None else s for s in run["activation_std_at_init"]])
-        ax.plot(np.arange(1, depth + 1), np.where(stds > 0, stds, np.nan), "o-", ms=3,
-                color=color, label=run["init"])  # fmt: skip
+        ax.plot(
+            np.arange(1, depth + 1),
+            np.where(stds > 0, stds, np.nan),
+            "o-",
+            ms=3,
+            color=color,
+            label=run["init"],
+        )
     ax.set_yscale("log")
     ax.set_xlabel("hidden layer", fontsize=8)
     ax.set_title("activation std at init", fontsize=10)

@@ -65,7 +65,10 @@ def format_table(study: Study) -> str:
     """A fixed-width text table for terminals."""
     rows = [list(COLUMNS), *table_rows(study)]
     widths = [max(len(row[c]) for row in rows) for c in range(len(COLUMNS))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+    lines = [
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    ]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
 

@@ -58,7 +58,7 @@ def _resolve_inits(inits: Sequence[InitSpec] | Mapping[str, InitSpec]) -> dict[s
         raise ValueError("`inits` must name at least one initializer; got none.")
     import jinit
 
-    for label, spec in labelled.items():
+    for spec in labelled.values():
         jinit.get(spec)  # raises ValueError listing close names for an unknown one
     return labelled
 
