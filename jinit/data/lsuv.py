@@ -63,7 +63,8 @@ class LSUVReport(tuple):
 
     def __str__(self) -> str:
         rows = [
-            [r.path, r.kind, r.iterations, f"{r.variance:.4f}", r.converged, r.reason or ""] for r in self
+            [r.path, r.kind, r.iterations, f"{r.variance:.4f}", r.converged, r.reason or ""]
+            for r in self
         ]
         headers = ["layer", "kind", "iters", "variance", "converged", "reason"]
         return _capture.format_table(headers, rows)
@@ -215,10 +216,11 @@ def lsuv(
     if orthogonal_preinit:
         key = jax.random.key(0) if key is None else key
         kernels = {
-            p: _orthogonal(jax.random.fold_in(key, i), k) for i, (p, k) in enumerate(kernels.items())
+            p: _orthogonal(jax.random.fold_in(key, i), k)
+            for i, (p, k) in enumerate(kernels.items())
         }
     fwd = jax.jit(forward)
-    variances = lambda ks: fwd(ks, state, batch)  # noqa: E731
+    variances = lambda ks: fwd(ks, state, batch)
     kinds = {p: type(layers[p]).__name__ for p in order}
     kernels, report = _run(kernels, order, kinds, variances, tol=tol, max_iters=max_iters)
     for p, k in kernels.items():
@@ -267,7 +269,8 @@ def lsuv_linen(
       >>> class MLP(nn.Module):
       ...     @nn.compact
       ...     def __call__(self, x):
-      ...         return nn.Dense(4)(nn.tanh(nn.Dense(32)(x)))
+      ...         h = nn.tanh(nn.Dense(32)(x))
+      ...         return nn.Dense(4)(h)
       >>> x = jax.random.normal(jax.random.key(0), (256, 16))
       >>> variables = MLP().init(jax.random.key(1), x)
       >>> variables, report = jinit.lsuv_linen(MLP(), variables, x)
@@ -326,10 +329,11 @@ def lsuv_linen(
     if orthogonal_preinit:
         key = jax.random.key(0) if key is None else key
         kernels = {
-            p: _orthogonal(jax.random.fold_in(key, i), k) for i, (p, k) in enumerate(kernels.items())
+            p: _orthogonal(jax.random.fold_in(key, i), k)
+            for i, (p, k) in enumerate(kernels.items())
         }
     fwd = jax.jit(forward)
-    variances = lambda ks: fwd(ks, variables, batch)  # noqa: E731
+    variances = lambda ks: fwd(ks, variables, batch)
     kernels, report = _run(kernels, order, kinds, variances, tol=tol, max_iters=max_iters)
     records = list(report) + [
         LSUVLayer(p, found[p], 0, float("nan"), False, "kernel not found in variables['params']")
