@@ -1,0 +1,359 @@
+"""The Initializer protocol, argument canonicalization and checks, and fan computation.
+
+Everything a user passes to jinit goes through one of the ``check_*`` / ``canonical_*``
+helpers here, so a mistake is reported where the user wrote it, with a message that
+names the argument, echoes the value and says what is allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import numbers
+import operator
+from collections.abc import Sequence
+from typing import Any, ClassVar, TypeAlias
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import NamedSharding, PartitionSpec
+
+Shape: TypeAlias = tuple[int, ...]
+OutSharding: TypeAlias = NamedSharding | PartitionSpec | None
+AxisSpec: TypeAlias = int | Sequence[int]
+
+__all__ = [
+    "Initializer",
+    "compute_fans",
+]
+
+
+# --------------------------------------------------------------------------------------
+# Argument checks (factory time)
+# --------------------------------------------------------------------------------------
+
+
+def check_choice(name: str, value: Any, allowed: Sequence[str]) -> str:
+    """Returns ``value`` if it is one of ``allowed``; raises a ValueError naming them."""
+    if not isinstance(value, str) or value not in allowed:
+        options = ", ".join(repr(a) for a in allowed)
+        raise ValueError(f"`{name}` must be one of {options}; got {value!r}.")
+    return value
+
+
+def _is_tracer(x: Any) -> bool:
+    return isinstance(x, jax.core.Tracer)
+
+
+def check_real(name: str, value: Any, *, positive: bool = False, nonnegative: bool = False):
+    """Validates a real scalar hyperparameter and returns it as a Python float.
+
+    Traced values (a factory called inside ``jax.jit`` with a traced scale) are returned
+    unchanged: they cannot be inspected, and jax accepts them too.
+    """
+    if _is_tracer(value):
+        return value
+    if isinstance(value, bool) or not (
+        isinstance(value, numbers.Real) or (np.ndim(value) == 0 and _is_real_array(value))
+    ):
+        raise TypeError(f"`{name}` must be a real number; got {value!r} of type {type(value)}.")
+    value = float(value)
+    if math.isnan(value):
+        raise ValueError(f"`{name}` must not be NaN; got {value!r}.")
+    if positive and not value > 0:
+        raise ValueError(f"`{name}` must be positive; got {value!r}.")
+    if nonnegative and not value >= 0:
+        raise ValueError(f"`{name}` must be non-negative; got {value!r}.")
+    return value
+
+
+def _is_real_array(value: Any) -> bool:
+    dtype = getattr(value, "dtype", None)
+    return (
+        dtype is not None
+        and np.issubdtype(np.dtype(dtype), np.number)
+        and not (np.issubdtype(np.dtype(dtype), np.complexfloating))
+    )
+
+
+def check_axes(name: str, axes: AxisSpec) -> int | tuple[int, ...]:
+    """Validates an axis or a sequence of axes (ints); returns an int or a tuple of ints."""
+    if isinstance(axes, (int, np.integer)) and not isinstance(axes, bool):
+        return int(axes)
+    if isinstance(axes, Sequence) and not isinstance(axes, str):
+        if all(isinstance(a, (int, np.integer)) and not isinstance(a, bool) for a in axes):
+            return tuple(int(a) for a in axes)
+    raise TypeError(f"`{name}` must be an int or a sequence of ints; got {axes!r}.")
+
+
+def check_dtype_arg(name: str, dtype: Any) -> np.dtype | None:
+    """Validates a ``dtype=`` factory argument (None or a float/complex dtype)."""
+    if dtype is None:
+        return None
+    return canonical_dtype(dtype, name=name, allow_complex=True)
+
+
+# --------------------------------------------------------------------------------------
+# Call-time canonicalization
+# --------------------------------------------------------------------------------------
+
+
+def default_float_dtype() -> np.dtype:
+    """float32, or float64 when ``jax_enable_x64`` is on (as in jax)."""
+    return np.dtype(jnp.result_type(float))
+
+
+def canonical_dtype(dtype: Any, *, name: str = "dtype", allow_complex: bool = True) -> np.dtype:
+    """Canonicalizes a user dtype to a numpy dtype that jax will use (x64-aware)."""
+    try:
+        np_dtype = np.dtype(dtype)
+    except TypeError as e:
+        raise TypeError(f"`{name}` must be a floating-point dtype; got {dtype!r}.") from e
+    np_dtype = np.dtype(jax.dtypes.canonicalize_dtype(np_dtype))
+    is_float = jnp.issubdtype(np_dtype, jnp.floating)
+    is_complex = jnp.issubdtype(np_dtype, jnp.complexfloating)
+    if not (is_float or (allow_complex and is_complex)):
+        kinds = "a floating-point or complex dtype" if allow_complex else "a floating-point dtype"
+        raise TypeError(
+            f"`{name}` must be {kinds} (e.g. float32, bfloat16); got {np_dtype.name}. "
+            "Weights are not initialized as integers or booleans."
+        )
+    return np_dtype
+
+
+def canonical_shape(shape: Any) -> Shape:
+    """Canonicalizes ``shape`` to a tuple of non-negative Python ints."""
+    if isinstance(shape, (int, np.integer)) and not isinstance(shape, bool):
+        raise TypeError(
+            f"`shape` must be a sequence of ints such as ({int(shape)},); got {shape!r}."
+        )
+    if not isinstance(shape, Sequence) or isinstance(shape, str):
+        if not isinstance(shape, np.ndarray):
+            raise TypeError(f"`shape` must be a sequence of ints; got {shape!r}.")
+    dims = []
+    for d in shape:
+        if isinstance(d, bool) or not isinstance(d, (int, np.integer)):
+            try:
+                d = operator.index(d)
+            except TypeError:
+                raise TypeError(
+                    f"`shape` must contain only ints; got {shape!r} (element {d!r} of type "
+                    f"{type(d).__name__})."
+                ) from None
+        if d < 0:
+            raise ValueError(f"`shape` must contain non-negative ints; got {tuple(shape)!r}.")
+        dims.append(int(d))
+    return tuple(dims)
+
+
+def check_key(key: Any) -> jax.Array:
+    """Checks that ``key`` is a single PRNG key (typed, or raw uint32 data)."""
+    dtype = getattr(key, "dtype", None)
+    if dtype is not None and jnp.issubdtype(dtype, jax.dtypes.prng_key):
+        if key.shape != ():
+            raise ValueError(
+                f"`key` must be a single PRNG key; got a key array of shape {key.shape}. "
+                "Use jax.vmap to initialize with a batch of keys."
+            )
+        return key
+    if dtype is not None and np.dtype(dtype) == np.uint32 and np.ndim(key) >= 1:
+        expected = jax.random.key_impl(jax.random.key(0)).key_shape  # default impl
+        if tuple(np.shape(key)) != tuple(expected):
+            raise ValueError(
+                f"`key` must be a single PRNG key; got a raw uint32 key of shape "
+                f"{tuple(np.shape(key))}, expected {tuple(expected)}. Use jax.vmap to "
+                "initialize with a batch of keys."
+            )
+        return key
+    raise TypeError(
+        "`key` must be a PRNG key from jax.random.key(seed) or jax.random.PRNGKey(seed); "
+        f"got {key!r} of type {type(key).__name__}."
+    )
+
+
+def check_out_sharding(out_sharding: Any) -> OutSharding:
+    if out_sharding is None or isinstance(out_sharding, (NamedSharding, PartitionSpec)):
+        return out_sharding
+    raise TypeError(
+        "`out_sharding` must be a jax.sharding.NamedSharding, a PartitionSpec or None; "
+        f"got {out_sharding!r}."
+    )
+
+
+def normalize_axis(name: str, axis: int, ndim: int, shape: Shape) -> int:
+    if not -ndim <= axis < ndim:
+        raise ValueError(
+            f"`{name}`={axis} is out of range for a weight of shape {shape} "
+            f"(rank {ndim}; allowed {-ndim}..{ndim - 1})."
+        )
+    return axis % ndim
+
+
+def _axes_tuple(name: str, axes: int | tuple[int, ...], shape: Shape) -> tuple[int, ...]:
+    axes = (axes,) if isinstance(axes, int) else axes
+    out = tuple(normalize_axis(name, a, len(shape), shape) for a in axes)
+    if len(set(out)) != len(out):
+        raise ValueError(f"`{name}`={axes!r} repeats an axis (shape {shape}).")
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# Fans
+# --------------------------------------------------------------------------------------
+
+
+def compute_fans(
+    shape: Sequence[int],
+    in_axis: AxisSpec = -2,
+    out_axis: AxisSpec = -1,
+    batch_axis: AxisSpec = (),
+) -> tuple[float, float]:
+    r"""Computes ``(fan_in, fan_out)`` of a weight, as jax.nn.initializers does.
+
+    Axes that are in none of ``in_axis``, ``out_axis`` and ``batch_axis`` form the
+    receptive field (a convolution's spatial axes):
+
+    .. math::
+        \mathrm{fan\_in} = \prod_{i \in in} s_i \cdot \prod_{r \in rf} s_r, \qquad
+        \mathrm{fan\_out} = \prod_{o \in out} s_o \cdot \prod_{r \in rf} s_r
+
+    Args:
+      shape: the weight's shape, e.g. ``(3, 3, 64, 128)`` for a JAX conv kernel.
+      in_axis: axis or axes of the input dimension.
+      out_axis: axis or axes of the output dimension.
+      batch_axis: axis or axes that are ignored (stacked layers).
+
+    Returns:
+      ``(fan_in, fan_out)`` as floats. Zero-size shapes give zero fans.
+
+    Raises:
+      ValueError: if the shape has fewer than 2 dimensions with the default ``in_axis``,
+        or an axis is out of range or used twice.
+
+    Examples:
+      >>> import jinit
+      >>> jinit.compute_fans((3, 3, 64, 128))
+      (576.0, 1152.0)
+      >>> jinit.compute_fans((8, 256, 512), batch_axis=0)
+      (256.0, 512.0)
+    """
+    shape = canonical_shape(shape)
+    in_axis = check_axes("in_axis", in_axis)
+    out_axis = check_axes("out_axis", out_axis)
+    batch_axis = check_axes("batch_axis", batch_axis)
+    if in_axis == -2 and len(shape) < 2:
+        raise ValueError(
+            f"Cannot compute fans of a {len(shape)}-D weight of shape {shape} with the default "
+            "`in_axis`=-2: the weight must be at least 2-D, or pass `in_axis`/`out_axis`."
+        )
+    ins = _axes_tuple("in_axis", in_axis, shape)
+    outs = _axes_tuple("out_axis", out_axis, shape)
+    batch = _axes_tuple("batch_axis", batch_axis, shape)
+    named = ins + outs + batch
+    if len(set(named)) != len(named):
+        raise ValueError(
+            f"`in_axis`={in_axis!r}, `out_axis`={out_axis!r} and `batch_axis`={batch_axis!r} "
+            f"must name different axes of shape {shape}."
+        )
+    receptive_field = math.prod(s for i, s in enumerate(shape) if i not in named)
+    fan_in = math.prod(shape[i] for i in ins) * receptive_field
+    fan_out = math.prod(shape[i] for i in outs) * receptive_field
+    return float(fan_in), float(fan_out)
+
+
+# --------------------------------------------------------------------------------------
+# The Initializer base class
+# --------------------------------------------------------------------------------------
+
+
+def _hashable(value: Any) -> Any:
+    if isinstance(value, (list, tuple)):
+        return tuple(_hashable(v) for v in value)
+    if isinstance(value, np.dtype):
+        return ("dtype", value.name)
+    if _is_tracer(value):
+        return ("id", id(value))
+    if isinstance(value, (np.ndarray, jax.Array)):
+        arr = np.asarray(value)
+        return ("array", arr.shape, arr.dtype.name, arr.tobytes())
+    if isinstance(value, Initializer):
+        return value
+    try:
+        hash(value)
+    except TypeError:
+        return ("id", id(value))
+    return value
+
+
+@dataclasses.dataclass(frozen=True, eq=False, repr=False)
+class Initializer:
+    """Base class of every jinit initializer: a frozen value implementing the protocol.
+
+    ``init(key, shape, dtype=None, out_sharding=None) -> jax.Array``, exactly as in
+    :mod:`jax.nn.initializers`. Initializers built with equal arguments are equal and
+    hash equally, so ``jax.jit(jinit.he_normal())`` reuses one compiled program however
+    many times the initializer is rebuilt.
+
+    Subclasses implement :meth:`_init` and receive canonical arguments: a checked key, a
+    tuple of ints, a numpy dtype (the call's, else the factory's, else the default float
+    dtype) and a checked sharding.
+
+    Examples:
+      >>> import jax, jinit
+      >>> jinit.he_normal() == jinit.he_normal()
+      True
+      >>> w = jinit.he_normal()(jax.random.key(0), (3, 4))
+      >>> w.shape, w.dtype
+      ((3, 4), dtype('float32'))
+    """
+
+    supports_complex: ClassVar[bool] = True
+    name: ClassVar[str] = "initializer"
+
+    def __call__(
+        self,
+        key: jax.Array,
+        shape: Sequence[int],
+        dtype: Any = None,
+        out_sharding: OutSharding = None,
+    ) -> jax.Array:
+        key = check_key(key)
+        shape = canonical_shape(shape)
+        if dtype is None:
+            dtype = getattr(self, "dtype", None)
+        dtype = default_float_dtype() if dtype is None else canonical_dtype(dtype)
+        if not self.supports_complex and jnp.issubdtype(dtype, jnp.complexfloating):
+            raise TypeError(
+                f"{self.name} does not support complex dtypes; got dtype={dtype.name}. "
+                "Use a floating-point dtype."
+            )
+        out_sharding = check_out_sharding(out_sharding)
+        return self._init(key, shape, dtype, out_sharding)
+
+    def _init(
+        self, key: jax.Array, shape: Shape, dtype: np.dtype, out_sharding: OutSharding
+    ) -> jax.Array:
+        raise NotImplementedError
+
+    def _fields_key(self) -> tuple:
+        return tuple(_hashable(getattr(self, f.name)) for f in dataclasses.fields(self))
+
+    def __eq__(self, other: object) -> bool:
+        if type(self) is not type(other):
+            return NotImplemented
+        return self._fields_key() == other._fields_key()  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash((type(self), self._fields_key()))
+
+    def __repr__(self) -> str:
+        args = []
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.default is not dataclasses.MISSING and _hashable(value) == _hashable(f.default):
+                continue
+            if isinstance(value, np.dtype):
+                value = value.name
+            args.append(f"{f.name}={value!r}")
+        return f"{self.name}({', '.join(args)})"

@@ -1,0 +1,719 @@
+r"""The catalog: constants, simple distributions, the variance-scaling core, orthogonal.
+
+Each public factory validates its arguments and returns a frozen :class:`Initializer`
+value. Named schemes (glorot, he, lecun) are one-line specializations of
+:func:`variance_scaling`; aliases are plain assignments.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Sequence
+from typing import Any, ClassVar, Literal
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jinit import _samplers
+from jinit._core import (
+    AxisSpec,
+    Initializer,
+    OutSharding,
+    Shape,
+    _is_tracer,
+    check_axes,
+    check_choice,
+    check_dtype_arg,
+    check_real,
+    compute_fans,
+    normalize_axis,
+)
+from jinit._random import ORTHOGONAL_METHODS
+
+Mode = Literal["fan_in", "fan_out", "fan_avg", "fan_geo_avg"]
+MODES: tuple[str, ...] = ("fan_in", "fan_out", "fan_avg", "fan_geo_avg")
+Distribution = Literal["truncated_normal", "normal", "uniform"]
+DISTRIBUTIONS: tuple[str, ...] = ("truncated_normal", "normal", "uniform")
+FanRule = Literal["jax", "keras"]
+FAN_RULES: tuple[str, ...] = ("jax", "keras")
+OrthogonalMethod = Literal["qr", "householder", "cholesky_qr2"]
+
+# Standard deviation of a standard normal truncated to (-2, 2).
+TRUNCATED_NORMAL_STD = 0.87962566103423978
+# Standard deviation of a circular complex normal (E|z|^2 = 1) whose modulus is truncated
+# to 2: |z|^2 is Exp(1) truncated to [0, 4], so E|z|^2 = (1 - 5 e^-4) / (1 - e^-4).
+# jax divides by sqrt(1 - 5 e^-4) = 0.95311164380491208 instead, which leaves the
+# variance 1/(1 - e^-4) = 1.0187 times too large; jinit uses the exact value.
+COMPLEX_TRUNCATED_NORMAL_STD = math.sqrt((1 - 5 * math.exp(-4)) / (1 - math.exp(-4)))
+
+
+def _in_dtype(value: Any, dtype: np.dtype):
+    """``value`` rounded to ``dtype`` (as ``jnp.array(value, dtype)`` does), host-side."""
+    if _is_tracer(value):
+        return jnp.asarray(value, dtype)
+    return np.asarray(value, dtype)
+
+
+def _sqrt(x):
+    return jnp.sqrt(x) if _is_tracer(x) else np.sqrt(x)
+
+
+def _empty(shape: Shape, dtype: np.dtype, out_sharding: OutSharding) -> jax.Array:
+    return _samplers.full(0, shape=shape, dtype=dtype, out_sharding=out_sharding)
+
+
+def _require_rank(name: str, shape: Shape, ranks: Sequence[int] | int, what: str) -> None:
+    ok = len(shape) >= ranks if isinstance(ranks, int) else len(shape) in ranks
+    if not ok:
+        raise ValueError(f"{name} needs {what}; got shape {shape} (rank {len(shape)}).")
+
+
+# --------------------------------------------------------------------------------------
+# Constants
+# --------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True, eq=False, repr=False)
+class _Zeros(Initializer):
+    name: ClassVar[str] = "zeros"
+
+    def _init(self, key, shape, dtype, out_sharding):
+        return _samplers.full(0, shape=shape, dtype=dtype, out_sharding=out_sharding)
+
+    def __repr__(self) -> str:
+        return "zeros"
+
+
+@dataclasses.dataclass(frozen=True, eq=False, repr=False)
+class _Ones(Initializer):
+    name: ClassVar[str] = "ones"
+
+    def _init(self, key, shape, dtype, out_sharding):
+        return _samplers.full(1, shape=shape, dtype=dtype, out_sharding=out_sharding)
+
+    def __repr__(self) -> str:
+        return "ones"
+
+
+zeros: Initializer = _Zeros()
+"""Returns an array of zeros; the key is ignored (``jax.nn.initializers.zeros``).
+
+Examples:
+  >>> import jax, jinit
+  >>> jinit.zeros(jax.random.key(0), (2, 3)).sum()
+  Array(0., dtype=float32)
+"""
+
+ones: Initializer = _Ones()
+"""Returns an array of ones; the key is ignored (``jax.nn.initializers.ones``).
+
+Examples:
+  >>> import jax, jinit
+  >>> jinit.ones(jax.random.key(0), (2, 3)).sum()
+  Array(6., dtype=float32)
+"""
+
+
+@dataclasses.dataclass(frozen=True, eq=False, repr=False)
+class _Constant(Initializer):
+    value: Any
+    dtype: Any = None
+    name: ClassVar[str] = "constant"
+
+    def _init(self, key, shape, dtype, out_sharding):
+        if np.ndim(self.value) and not _broadcastable(np.shape(self.value), shape):
+            raise ValueError(
+                f"constant value of shape {np.shape(self.value)} cannot be broadcast to the "
+                f"requested shape {shape}."
+            )
+        return _samplers.full(self.value, shape=shape, dtype=dtype, out_sharding=out_sharding)
+
+
+def _broadcastable(src: tuple[int, ...], dst: Shape) -> bool:
+    if len(src) > len(dst):
+        return False
+    return all(s in (1, d) for s, d in zip(reversed(src), reversed(dst), strict=False))
+
+
+def constant(value: Any, dtype: Any = None) -> Initializer:
+    """Builds an initializer that fills arrays with ``value`` (``jax.nn.initializers.constant``).
+
+    Args:
+      value: a scalar, or an array broadcastable to the requested shape.
+      dtype: the default dtype of the weights.
+
+    Returns:
+      An initializer; the key is ignored.
+
+    Raises:
+      TypeError: if ``value`` is not numeric.
+
+    Examples:
+      >>> import jax, jinit
+      >>> jinit.constant(-7.0)(jax.random.key(0), (2, 2)).tolist()
+      [[-7.0, -7.0], [-7.0, -7.0]]
+    """
+    if not _is_tracer(value):
+        arr = np.asarray(value)
+        if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
+            raise TypeError(f"`value` must be numeric; got {value!r}.")
+        value = arr.item() if arr.ndim == 0 else arr
+    return _Constant(value, check_dtype_arg("dtype", dtype))
+
+
+# --------------------------------------------------------------------------------------
+# Simple distributions
+# --------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True, eq=False, repr=False)
+class _Uniform(Initializer):
+    scale: Any = 1e-2
+    dtype: Any = None
+    supports_complex: ClassVar[bool] = False
+    name: ClassVar[str] = "uniform"
+
+    def _init(self, key, shape, dtype, out_sharding):
+        return _samplers.uniform(
+            key,
+            0.0,
+            1.0,
+            _in_dtype(self.scale, dtype),
+            _in_dtype(0, dtype),
+            shape=shape,
+            dtype=dtype,
+            out_sharding=out_sharding,
+        )
+
+
+def uniform(scale: float = 1e-2, dtype: Any = None) -> Initializer:
+    r"""Builds an initializer sampling :math:`U[0, \mathrm{scale})`, as jax.nn.initializers.uniform.
+
+    Note the range is ``[0, scale)``, not symmetric around zero, exactly as in jax. For a
+    symmetric range use ``jinit.torch.uniform(-a, a)`` or ``jinit.keras.random_uniform``.
+
+    Args:
+      scale: the upper bound of the range (non-negative).
+      dtype: the default dtype of the weights.
+
+    Returns:
+      An initializer (real dtypes only).
+
+    Examples:
+      >>> import jax, jinit
+      >>> w = jinit.uniform(10.0)(jax.random.key(0), (1000,))
+      >>> bool((w >= 0).all() and (w < 10).all())
+      True
+    """
+    return _Uniform(check_real("scale", scale, nonnegative=True), check_dtype_arg("dtype", dtype))
+
+
+@dataclasses.dataclass(frozen=True, eq=False, repr=False)
+class _Normal(Initializer):
+    stddev: Any = 1e-2
+    dtype: Any = None
+    mean: Any = 0.0
+    name: ClassVar[str] = "normal"
+
+    def _init(self, key, shape, dtype, out_sharding):
+        return _samplers.normal(
+            key,
+            _in_dtype(self.stddev, dtype),
+            _in_dtype(self.mean, dtype),
+            shape=shape,
+            dtype=dtype,
+            out_sharding=out_sharding,
+        )
+
+
+def normal(stddev: float = 1e-2, dtype: Any = None, *, mean: float = 0.0) -> Initializer:
+    r"""Builds an initializer sampling :math:`\mathcal{N}(\mathrm{mean}, \mathrm{stddev}^2)`.
+
+    With the default ``mean=0`` this is ``jax.nn.initializers.normal``. Complex dtypes
+    give a circular complex normal with :math:`E|z|^2 = \mathrm{stddev}^2`.
+
+    Args:
+      stddev: the standard deviation (non-negative).
+      dtype: the default dtype of the weights.
+      mean: the mean (a jinit extension; jax has none).
+
+    Returns:
+      An initializer.
+
+    Examples:
+      >>> import jax, jinit
+      >>> w = jinit.normal(0.02)(jax.random.key(0), (256, 256))
+      >>> bool(abs(float(w.std()) - 0.02) < 0.001)
+      True
+    """
+    return _Normal(
+        check_real("stddev", stddev, nonnegative=True),
+        check_dtype_arg("dtype", dtype),
+        check_real("mean", mean),
+    )
+
+
+@dataclasses.dataclass(frozen=True, eq=False, repr=False)
+class _TruncatedNormal(Initializer):
+    stddev: Any = 1e-2
+    dtype: Any = None
+    lower: Any = -2.0
+    upper: Any = 2.0
+    mean: Any = 0.0
+    supports_complex: ClassVar[bool] = False
+    name: ClassVar[str] = "truncated_normal"
+
+    def _init(self, key, shape, dtype, out_sharding):
+        return _samplers.truncated_normal(
+            key,
+            self.lower,
+            self.upper,
+            _in_dtype(self.stddev, dtype),
+            _in_dtype(self.mean, dtype),
+            shape=shape,
+            dtype=dtype,
+            out_sharding=out_sharding,
+        )
+
+
+def _check_bounds(lower_name: str, lower: Any, upper_name: str, upper: Any):
+    lower = check_real(lower_name, lower)
+    upper = check_real(upper_name, upper)
+    if not (_is_tracer(lower) or _is_tracer(upper)) and not lower < upper:
+        raise ValueError(
+            f"`{lower_name}` must be less than `{upper_name}`; got {lower_name}={lower!r}, "
+            f"{upper_name}={upper!r}."
+        )
+    return lower, upper
+
+
+def truncated_normal(
+    stddev: float = 1e-2,
+    dtype: Any = None,
+    lower: float = -2.0,
+    upper: float = 2.0,
+    *,
+    mean: float = 0.0,
+) -> Initializer:
+    r"""Builds a truncated-normal initializer (``jax.nn.initializers.truncated_normal``).
+
+    .. math::
+        w = \mathrm{mean} + \mathrm{stddev} \cdot z, \quad
+        z \sim \mathcal{N}(0, 1) \text{ conditioned on } \mathrm{lower} < z < \mathrm{upper}
+
+    ``stddev`` is that of the *untruncated* normal: no variance correction is applied, as
+    in jax (the standard deviation of the result is ``0.8796 * stddev`` for the default
+    bounds). :func:`variance_scaling` applies the correction.
+
+    Args:
+      stddev: standard deviation of the untruncated distribution (non-negative).
+      dtype: the default dtype of the weights.
+      lower: lower bound, in units of ``stddev``.
+      upper: upper bound, in units of ``stddev``; must exceed ``lower``.
+      mean: the centre (a jinit extension).
+
+    Returns:
+      An initializer (real dtypes only).
+
+    Examples:
+      >>> import jax, jinit
+      >>> w = jinit.truncated_normal(1.0)(jax.random.key(0), (10000,))
+      >>> bool((abs(w) < 2).all())
+      True
+    """
+    lower, upper = _check_bounds("lower", lower, "upper", upper)
+    return _TruncatedNormal(
+        check_real("stddev", stddev, nonnegative=True),
+        check_dtype_arg("dtype", dtype),
+        lower,
+        upper,
+        check_real("mean", mean),
+    )
+
+
+@dataclasses.dataclass(frozen=True, eq=False, repr=False)
+class _UniformRange(Initializer):
+    """``U[minval, maxval)`` — the torch/keras uniform (jax's ``uniform`` is ``U[0, scale)``)."""
+
+    minval: Any
+    maxval: Any
+    dtype: Any = None
+    supports_complex: ClassVar[bool] = False
+    name: ClassVar[str] = "uniform_range"
+
+    def _init(self, key, shape, dtype, out_sharding):
+        one, zero = _in_dtype(1, dtype), _in_dtype(0, dtype)
+        return _samplers.uniform(
+            key, self.minval, self.maxval, one, zero, shape=shape, dtype=dtype,
+            out_sharding=out_sharding,
+        )  # fmt: skip
+
+
+def uniform_range(minval: float, maxval: float, dtype: Any = None) -> Initializer:
+    """Builds an initializer sampling ``U[minval, maxval)`` (used by jinit.torch/keras)."""
+    minval, maxval = _check_bounds("minval", minval, "maxval", maxval)
+    return _UniformRange(minval, maxval, check_dtype_arg("dtype", dtype))
+
+
+# --------------------------------------------------------------------------------------
+# Variance scaling
+# --------------------------------------------------------------------------------------
+
+
+def _keras_fans(shape: Shape) -> tuple[float, float]:
+    """Keras 3 fans: 0-D -> (1, 1); 1-D -> (n, n); else receptive field = prod(shape[:-2])."""
+    if len(shape) == 0:
+        return 1.0, 1.0
+    if len(shape) == 1:
+        return float(shape[0]), float(shape[0])
+    receptive_field = math.prod(shape[:-2])
+    return float(shape[-2] * receptive_field), float(shape[-1] * receptive_field)
+
+
+@dataclasses.dataclass(frozen=True, eq=False, repr=False)
+class _VarianceScaling(Initializer):
+    scale: Any
+    mode: str
+    distribution: str
+    in_axis: Any = -2
+    out_axis: Any = -1
+    batch_axis: Any = ()
+    dtype: Any = None
+    fan_rule: str = "jax"
+    name: ClassVar[str] = "variance_scaling"
+
+    def denominator(self, shape: Shape) -> float:
+        """The ``n`` of ``variance = scale / n`` for a weight of this shape."""
+        if self.fan_rule == "keras":
+            fan_in, fan_out = _keras_fans(shape)
+        else:
+            fan_in, fan_out = compute_fans(shape, self.in_axis, self.out_axis, self.batch_axis)
+        n = {
+            "fan_in": fan_in,
+            "fan_out": fan_out,
+            "fan_avg": (fan_in + fan_out) / 2,
+            "fan_geo_avg": (fan_in * fan_out) ** 0.5,
+        }[self.mode]
+        return max(1.0, n) if self.fan_rule == "keras" else n
+
+    def _init(self, key, shape, dtype, out_sharding):
+        denominator = self.denominator(shape)
+        if math.prod(shape) == 0:
+            return _empty(shape, dtype, out_sharding)
+        variance = _in_dtype(self.scale / denominator, dtype)
+        is_complex = jnp.issubdtype(dtype, jnp.complexfloating)
+        common = dict(shape=shape, dtype=dtype, out_sharding=out_sharding)
+        zero = _in_dtype(0, dtype)
+        if self.distribution == "truncated_normal":
+            if is_complex:
+                stddev = _sqrt(variance) / _in_dtype(COMPLEX_TRUNCATED_NORMAL_STD, dtype)
+                return _samplers.complex_truncated_normal(key, 2.0, stddev, **common)
+            stddev = _sqrt(variance) / _in_dtype(TRUNCATED_NORMAL_STD, dtype)
+            return _samplers.truncated_normal(key, -2.0, 2.0, stddev, zero, **common)
+        if self.distribution == "normal":
+            return _samplers.normal(key, _sqrt(variance), zero, **common)
+        if is_complex:
+            return _samplers.complex_uniform(key, _sqrt(variance), **common)
+        factor = _sqrt(_in_dtype(3, dtype) * variance)
+        return _samplers.uniform(key, -1.0, 1.0, factor, zero, **common)
+
+
+def variance_scaling(
+    scale: float,
+    mode: Mode,
+    distribution: Distribution,
+    in_axis: AxisSpec = -2,
+    out_axis: AxisSpec = -1,
+    batch_axis: AxisSpec = (),
+    dtype: Any = None,
+) -> Initializer:
+    r"""Builds an initializer whose variance adapts to the weight's fans (the core).
+
+    .. math::
+        \mathrm{Var}(w) = \frac{\mathrm{scale}}{n}, \qquad
+        n = \begin{cases}
+          \mathrm{fan\_in} & \text{mode="fan_in"} \\
+          \mathrm{fan\_out} & \text{mode="fan_out"} \\
+          (\mathrm{fan\_in} + \mathrm{fan\_out}) / 2 & \text{mode="fan_avg"} \\
+          \sqrt{\mathrm{fan\_in} \cdot \mathrm{fan\_out}} & \text{mode="fan_geo_avg"}
+        \end{cases}
+
+    ``"truncated_normal"`` draws a normal truncated at two standard deviations and divides
+    by the truncated standard deviation 0.8796 so the variance is exact; ``"normal"`` an
+    untruncated normal; ``"uniform"`` :math:`U(-\sqrt{3\,\mathrm{Var}}, \sqrt{3\,\mathrm{Var}})`.
+    Complex dtypes draw from a disk (uniform) or a circular normal; jinit's complex
+    truncated normal has the exact variance, where jax's is 1.87% too large.
+
+    Fans come from :func:`compute_fans` with ``in_axis``, ``out_axis`` and ``batch_axis``.
+
+    Args:
+      scale: the variance scale (non-negative, not NaN).
+      mode: one of ``"fan_in"``, ``"fan_out"``, ``"fan_avg"``, ``"fan_geo_avg"``.
+      distribution: one of ``"truncated_normal"``, ``"normal"``, ``"uniform"``.
+      in_axis: axis or axes of the input dimension.
+      out_axis: axis or axes of the output dimension.
+      batch_axis: axis or axes to ignore (stacked layers).
+      dtype: the default dtype of the weights.
+
+    Returns:
+      An initializer, equal to ``jax.nn.initializers.variance_scaling`` value for value.
+
+    Raises:
+      ValueError: for an unknown ``mode``/``distribution`` or a negative/NaN ``scale``
+        (when the factory is called); for a weight of rank < 2 with the default axes or
+        an axis out of range (when the initializer is called).
+
+    Examples:
+      >>> import jax, jinit
+      >>> init = jinit.variance_scaling(2.0, "fan_in", "normal")
+      >>> w = init(jax.random.key(0), (512, 256))
+      >>> bool(abs(float(w.var()) * 512 / 2.0 - 1) < 0.02)
+      True
+
+    References:
+      Glorot & Bengio 2010; He et al. 2015 (arXiv:1502.01852); LeCun et al. 1998.
+    """
+    return _VarianceScaling(
+        check_real("scale", scale, nonnegative=True),
+        check_choice("mode", mode, MODES),
+        check_choice("distribution", distribution, DISTRIBUTIONS),
+        check_axes("in_axis", in_axis),
+        check_axes("out_axis", out_axis),
+        check_axes("batch_axis", batch_axis),
+        check_dtype_arg("dtype", dtype),
+    )
+
+
+def glorot_uniform(in_axis=-2, out_axis=-1, batch_axis=(), dtype=None) -> Initializer:
+    """``variance_scaling(1.0, "fan_avg", "uniform")`` — Glorot & Bengio 2010.
+
+    Examples:
+      >>> import jinit
+      >>> jinit.glorot_uniform() == jinit.xavier_uniform()
+      True
+    """
+    return variance_scaling(1.0, "fan_avg", "uniform", in_axis, out_axis, batch_axis, dtype)
+
+
+def glorot_normal(in_axis=-2, out_axis=-1, batch_axis=(), dtype=None) -> Initializer:
+    """``variance_scaling(1.0, "fan_avg", "truncated_normal")`` — Glorot & Bengio 2010.
+
+    Examples:
+      >>> import jax, jinit
+      >>> jinit.glorot_normal()(jax.random.key(0), (3, 3, 16, 32)).shape
+      (3, 3, 16, 32)
+    """
+    return variance_scaling(
+        1.0, "fan_avg", "truncated_normal", in_axis, out_axis, batch_axis, dtype
+    )
+
+
+def lecun_uniform(in_axis=-2, out_axis=-1, batch_axis=(), dtype=None) -> Initializer:
+    """``variance_scaling(1.0, "fan_in", "uniform")`` — LeCun et al. 1998.
+
+    Examples:
+      >>> import jax, jinit
+      >>> jinit.lecun_uniform()(jax.random.key(0), (4, 5)).shape
+      (4, 5)
+    """
+    return variance_scaling(1.0, "fan_in", "uniform", in_axis, out_axis, batch_axis, dtype)
+
+
+def lecun_normal(in_axis=-2, out_axis=-1, batch_axis=(), dtype=None) -> Initializer:
+    """``variance_scaling(1.0, "fan_in", "truncated_normal")`` — LeCun et al. 1998 (Flax's default).
+
+    Examples:
+      >>> import jax, jinit
+      >>> jinit.lecun_normal()(jax.random.key(0), (4, 5)).shape
+      (4, 5)
+    """
+    return variance_scaling(1.0, "fan_in", "truncated_normal", in_axis, out_axis, batch_axis, dtype)
+
+
+def he_uniform(in_axis=-2, out_axis=-1, batch_axis=(), dtype=None) -> Initializer:
+    """``variance_scaling(2.0, "fan_in", "uniform")`` — He et al. 2015.
+
+    Examples:
+      >>> import jinit
+      >>> jinit.he_uniform() == jinit.kaiming_uniform()
+      True
+    """
+    return variance_scaling(2.0, "fan_in", "uniform", in_axis, out_axis, batch_axis, dtype)
+
+
+def he_normal(in_axis=-2, out_axis=-1, batch_axis=(), dtype=None) -> Initializer:
+    """``variance_scaling(2.0, "fan_in", "truncated_normal")`` — He et al. 2015.
+
+    Examples:
+      >>> import jax, jinit
+      >>> w = jinit.he_normal()(jax.random.key(0), (1024, 256))
+      >>> bool(abs(float(w.var()) * 1024 / 2 - 1) < 0.03)
+      True
+    """
+    return variance_scaling(2.0, "fan_in", "truncated_normal", in_axis, out_axis, batch_axis, dtype)
+
+
+xavier_uniform = glorot_uniform
+xavier_normal = glorot_normal
+kaiming_uniform = he_uniform
+kaiming_normal = he_normal
+
+
+# --------------------------------------------------------------------------------------
+# Orthogonal family
+# --------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True, eq=False, repr=False)
+class _Orthogonal(Initializer):
+    scale: Any = 1.0
+    column_axis: int = -1
+    dtype: Any = None
+    batch_axis: Any = ()
+    method: str = "qr"
+    name: ClassVar[str] = "orthogonal"
+
+    def _init(self, key, shape, dtype, out_sharding):
+        _require_rank("orthogonal", shape, 2, "a weight of rank >= 2")
+        column_axis = normalize_axis("column_axis", self.column_axis, len(shape), shape)
+        batch = self.batch_axis if isinstance(self.batch_axis, tuple) else (self.batch_axis,)
+        batch_axes = tuple(normalize_axis("batch_axis", a, len(shape), shape) for a in batch)
+        if column_axis in batch_axes or len(set(batch_axes)) != len(batch_axes):
+            raise ValueError(
+                f"`batch_axis`={self.batch_axis!r} must not repeat an axis or include "
+                f"`column_axis`={self.column_axis} (shape {shape})."
+            )
+        if self.method != "qr" and jnp.issubdtype(dtype, jnp.complexfloating):
+            raise TypeError(
+                f"orthogonal method={self.method!r} supports real dtypes only; got "
+                f"{dtype.name}. Use method='qr' for unitary matrices."
+            )
+        return _samplers.orthogonal(
+            key,
+            self.scale,
+            shape=shape,
+            dtype=dtype,
+            column_axis=column_axis,
+            batch_axes=tuple(sorted(batch_axes)),
+            method=self.method,
+            out_sharding=out_sharding,
+        )
+
+
+def orthogonal(
+    scale: float = 1.0,
+    column_axis: int = -1,
+    dtype: Any = None,
+    *,
+    batch_axis: AxisSpec = (),
+    method: OrthogonalMethod = "qr",
+) -> Initializer:
+    r"""Builds an initializer of (semi-)orthogonal matrices, uniformly (Haar) distributed.
+
+    The weight is viewed as a matrix with ``shape[column_axis]`` columns and all other
+    (non-batch) axes flattened into rows; the result has orthonormal columns (or rows,
+    whichever is fewer), times ``scale``. With the defaults this equals
+    ``jax.nn.initializers.orthogonal`` value for value (QR of a Gaussian matrix with the
+    sign fix of Mezzadri 2007).
+
+    Extensions over jax: ``batch_axis`` makes every slice along those axes an independent
+    orthogonal matrix (stacked or scanned layers; jax flattens them into the rows);
+    ``out_sharding`` is accepted (jax raises NotImplementedError) — the QR itself is
+    replicated work, then each device keeps its shard; float16/bfloat16 weights are
+    computed in float32 and cast (jax's QR fails for them); ``method`` picks the sampling
+    algorithm: ``"qr"`` (jax's), ``"householder"`` (Stewart 1980, Householder reflectors of
+    Gaussian vectors, no QR factorization) or ``"cholesky_qr2"`` (fast for tall matrices,
+    falls back to QR when Cholesky is unstable). All draw the same distribution; only
+    ``"qr"`` reproduces jax's values.
+
+    Args:
+      scale: multiplier of the orthogonal matrix (non-negative).
+      column_axis: the axis whose entries are the columns.
+      dtype: the default dtype of the weights.
+      batch_axis: axis or axes of independent matrices.
+      method: ``"qr"``, ``"householder"`` or ``"cholesky_qr2"``.
+
+    Returns:
+      An initializer.
+
+    Examples:
+      >>> import jax, jax.numpy as jnp, jinit
+      >>> w = jinit.orthogonal()(jax.random.key(0), (64, 32))
+      >>> bool(jnp.allclose(w.T @ w, jnp.eye(32), atol=1e-5))
+      True
+      >>> stack = jinit.orthogonal(batch_axis=0)(jax.random.key(0), (4, 16, 16))
+      >>> bool(jnp.allclose(stack[2] @ stack[2].T, jnp.eye(16), atol=1e-5))
+      True
+
+    References:
+      Saxe et al. 2014 (arXiv:1312.6120); Mezzadri 2007 (arXiv:math-ph/0609050);
+      Stewart 1980, SIAM J. Numer. Anal. 17(3).
+    """
+    if not isinstance(column_axis, (int, np.integer)) or isinstance(column_axis, bool):
+        raise TypeError(f"`column_axis` must be an int; got {column_axis!r}.")
+    return _Orthogonal(
+        check_real("scale", scale, nonnegative=True),
+        int(column_axis),
+        check_dtype_arg("dtype", dtype),
+        check_axes("batch_axis", batch_axis),
+        check_choice("method", method, ORTHOGONAL_METHODS),
+    )
+
+
+@dataclasses.dataclass(frozen=True, eq=False, repr=False)
+class _DeltaOrthogonal(Initializer):
+    scale: Any = 1.0
+    column_axis: int = -1
+    dtype: Any = None
+    name: ClassVar[str] = "delta_orthogonal"
+
+    def _init(self, key, shape, dtype, out_sharding):
+        _require_rank("delta_orthogonal", shape, (3, 4, 5), "a 3-D, 4-D or 5-D conv kernel")
+        if shape[-1] < shape[-2]:
+            raise ValueError(
+                "delta_orthogonal needs in_channels <= out_channels (shape[-2] <= shape[-1]); "
+                f"got shape {shape}."
+            )
+        column_axis = normalize_axis("column_axis", self.column_axis, 2, shape[-2:])
+        if math.prod(shape) == 0:
+            return _empty(shape, dtype, out_sharding)
+        return _samplers.delta_orthogonal(
+            key, self.scale, shape=shape, dtype=dtype, column_axis=column_axis,
+            out_sharding=out_sharding,
+        )  # fmt: skip
+
+
+def delta_orthogonal(scale: float = 1.0, column_axis: int = -1, dtype: Any = None) -> Initializer:
+    r"""Builds a delta-orthogonal conv initializer (``jax.nn.initializers.delta_orthogonal``).
+
+    For a kernel ``(*spatial, in, out)`` with ``in <= out``: an orthogonal ``(in, out)``
+    matrix (times ``scale``) at the spatial index ``(k - 1) // 2`` of every spatial axis,
+    zeros elsewhere, so that the convolution is norm-preserving at initialization.
+
+    Args:
+      scale: multiplier of the orthogonal block.
+      column_axis: the axis of the ``(in, out)`` block holding the columns.
+      dtype: the default dtype of the weights.
+
+    Returns:
+      An initializer for 3-D, 4-D and 5-D kernels.
+
+    Examples:
+      >>> import jax, jinit
+      >>> w = jinit.delta_orthogonal()(jax.random.key(0), (3, 3, 8, 16))
+      >>> float(abs(w[0, 0]).sum()), w[1, 1].shape
+      (0.0, (8, 16))
+
+    References:
+      Xiao et al. 2018, "Dynamical Isometry and a Mean Field Theory of CNNs"
+      (arXiv:1806.05393).
+    """
+    if not isinstance(column_axis, (int, np.integer)) or isinstance(column_axis, bool):
+        raise TypeError(f"`column_axis` must be an int; got {column_axis!r}.")
+    return _DeltaOrthogonal(
+        check_real("scale", scale, nonnegative=True),
+        int(column_axis),
+        check_dtype_arg("dtype", dtype),
+    )

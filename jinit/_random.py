@@ -1,0 +1,75 @@
+"""Random draws used by the samplers: jax.random's values, by the fastest safe route.
+
+Each function returns exactly what the named ``jax.random`` function returns for the same
+key. Where the installed jax's threefry bit scheme has been verified to match jinit's
+unrolled implementation (:mod:`jinit._threefry`), that implementation is used (it is
+several times faster on CPU); otherwise the call goes to ``jax.random`` itself.
+"""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+
+from jinit._core import OutSharding, Shape
+
+try:  # the fast path is optional: without it every draw goes to jax.random
+    from jinit import _threefry
+except ImportError:  # pragma: no cover - only while the module is absent
+    _threefry = None  # type: ignore[assignment]
+
+try:
+    from jinit import _orthogonal_methods
+except ImportError:  # pragma: no cover
+    _orthogonal_methods = None  # type: ignore[assignment]
+
+ORTHOGONAL_METHODS = ("qr", "householder", "cholesky_qr2")
+
+
+def _fast(key: jax.Array, dtype: np.dtype) -> bool:
+    return (
+        _threefry is not None and np.issubdtype(dtype, np.floating) and _threefry.is_supported(key)
+    )
+
+
+def _constrain(x: jax.Array, out_sharding: OutSharding) -> jax.Array:
+    return x if out_sharding is None else jax.sharding.reshard(x, out_sharding)
+
+
+def uniform(key, shape: Shape, dtype, minval, maxval, out_sharding: OutSharding) -> jax.Array:
+    """Equals ``jax.random.uniform(key, shape, dtype, minval, maxval)``."""
+    if _fast(key, dtype):
+        return _constrain(_threefry.uniform(key, shape, dtype, minval, maxval), out_sharding)
+    return jax.random.uniform(key, shape, dtype, minval, maxval, out_sharding=out_sharding)
+
+
+def normal(key, shape: Shape, dtype, out_sharding: OutSharding) -> jax.Array:
+    """Equals ``jax.random.normal(key, shape, dtype)`` (complex dtypes included)."""
+    if _fast(key, dtype):
+        return _constrain(_threefry.normal(key, shape, dtype), out_sharding)
+    return jax.random.normal(key, shape, dtype, out_sharding=out_sharding)
+
+
+def truncated_normal(key, lower, upper, shape: Shape, dtype, out_sharding) -> jax.Array:
+    """Equals ``jax.random.truncated_normal(key, lower, upper, shape, dtype)``."""
+    if _fast(key, dtype):
+        x = _threefry.truncated_normal(key, lower, upper, shape, dtype)
+        return _constrain(x, out_sharding)
+    return jax.random.truncated_normal(key, lower, upper, shape, dtype, out_sharding=out_sharding)
+
+
+def orthogonal(key, n: int, m: int, batch_shape: Shape, dtype, method: str) -> jax.Array:
+    """A ``(*batch_shape, n, m)`` Haar-distributed semi-orthogonal matrix.
+
+    ``method="qr"`` equals ``jax.random.orthogonal(key, n, batch_shape, dtype, m)``; the
+    other methods sample the same distribution by other algorithms.
+    """
+    if method == "qr":
+        return jax.random.orthogonal(key, n, batch_shape, dtype, m)
+    if _orthogonal_methods is None:  # pragma: no cover
+        raise NotImplementedError(f"orthogonal method {method!r} is not available")
+    sampler = {
+        "householder": _orthogonal_methods.haar_householder,
+        "cholesky_qr2": _orthogonal_methods.haar_cholesky_qr2,
+    }[method]
+    return sampler(key, n, m, batch_shape, dtype)

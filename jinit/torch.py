@@ -1,0 +1,287 @@
+"""PyTorch's ``torch.nn.init`` semantics, on JAX kernel layout ``(*spatial, in, out)``.
+
+A model ported from PyTorch starts from the same distribution when its Flax layers use
+these. Fans are computed the way PyTorch computes them, translated to the JAX layout:
+``fan_in = in * prod(spatial)``, ``fan_out = out * prod(spatial)``. PyTorch's functions
+mutate a tensor in place; these return initializers with the jax protocol.
+
+Examples:
+  >>> import jax, jinit.torch as tinit
+  >>> w = tinit.linear_default()(jax.random.key(0), (64, 10))  # nn.Linear(64, 10).weight.T
+  >>> b = tinit.bias_default(64)(jax.random.key(1), (10,))
+  >>> bool(abs(w).max() <= 1 / 8 and abs(b).max() <= 1 / 8)
+  True
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+
+from jinit import _initializers as _init
+from jinit import _samplers
+from jinit._core import Initializer, check_choice, check_real
+from jinit._gain import calculate_gain
+from jinit._structured import _torch_sparse
+from jinit._structured import dirac as _dirac
+
+__all__ = [
+    "bias_default",
+    "dirac",
+    "embedding_default",
+    "eye",
+    "kaiming_normal",
+    "kaiming_uniform",
+    "linear_default",
+    "normal",
+    "orthogonal",
+    "sparse",
+    "trunc_normal",
+    "uniform",
+    "xavier_normal",
+    "xavier_uniform",
+]
+
+TorchMode = Literal["fan_in", "fan_out"]
+TORCH_MODES: tuple[str, ...] = ("fan_in", "fan_out")
+
+
+def uniform(a: float = 0.0, b: float = 1.0) -> Initializer:
+    """``torch.nn.init.uniform_``: U[a, b).
+
+    Examples:
+      >>> import jax, jinit.torch as tinit
+      >>> w = tinit.uniform(-1.0, 1.0)(jax.random.key(0), (1000,))
+      >>> bool((w >= -1).all() and (w < 1).all())
+      True
+    """
+    return _init.uniform_range(a, b)
+
+
+def normal(mean: float = 0.0, std: float = 1.0) -> Initializer:
+    """``torch.nn.init.normal_``: N(mean, std²).
+
+    Examples:
+      >>> import jinit.torch as tinit
+      >>> tinit.normal(0.0, 0.02)
+      normal(stddev=0.02)
+    """
+    return _init.normal(std, mean=mean)
+
+
+@dataclasses.dataclass(frozen=True, eq=False, repr=False)
+class _TruncNormal(Initializer):
+    mean: Any = 0.0
+    std: Any = 1.0
+    a: Any = -2.0
+    b: Any = 2.0
+    supports_complex: ClassVar[bool] = False
+    name: ClassVar[str] = "torch.trunc_normal"
+
+    def _init(self, key, shape, dtype, out_sharding):
+        # Computed in float32 (at least) and cast: a low-precision truncated normal with a
+        # small std otherwise piles its mass on the bounds (a known PyTorch pitfall).
+        compute = np.promote_types(dtype, np.float32)
+        lower = (self.a - self.mean) / self.std
+        upper = (self.b - self.mean) / self.std
+        x = _samplers.truncated_normal(
+            key, lower, upper, np.asarray(self.std, compute), np.asarray(self.mean, compute),
+            shape=shape, dtype=compute, out_sharding=out_sharding,
+        )  # fmt: skip
+        return x.astype(dtype)
+
+
+def trunc_normal(mean: float = 0.0, std: float = 1.0, a: float = -2.0, b: float = 2.0):
+    r"""``torch.nn.init.trunc_normal_``: N(mean, std²) truncated to the *absolute* range [a, b].
+
+    Unlike ``jinit.truncated_normal`` the bounds are values, not multiples of ``std``, and
+    no variance correction is applied (as in PyTorch). Low-precision dtypes are sampled in
+    float32 and cast.
+
+    Examples:
+      >>> import jax, jinit.torch as tinit
+      >>> w = tinit.trunc_normal(std=0.02, a=-0.04, b=0.04)(jax.random.key(0), (1000,))
+      >>> bool((abs(w) <= 0.04).all())
+      True
+    """
+    mean = check_real("mean", mean)
+    std = check_real("std", std, positive=True)
+    a, b = _init._check_bounds("a", a, "b", b)
+    return _TruncNormal(mean, std, a, b)
+
+
+def xavier_uniform(gain: float = 1.0) -> Initializer:
+    r"""``torch.nn.init.xavier_uniform_``: U(±gain·sqrt(6 / (fan_in + fan_out))).
+
+    Examples:
+      >>> import jinit, jinit.torch as tinit
+      >>> tinit.xavier_uniform() == jinit.glorot_uniform()
+      True
+    """
+    gain = check_real("gain", gain, nonnegative=True)
+    return _init.variance_scaling(gain**2, "fan_avg", "uniform")
+
+
+def xavier_normal(gain: float = 1.0) -> Initializer:
+    r"""``torch.nn.init.xavier_normal_``: N(0, gain²·2 / (fan_in + fan_out)), untruncated.
+
+    Examples:
+      >>> import jinit.torch as tinit
+      >>> tinit.xavier_normal(2.0)
+      variance_scaling(scale=4.0, mode='fan_avg', distribution='normal')
+    """
+    gain = check_real("gain", gain, nonnegative=True)
+    return _init.variance_scaling(gain**2, "fan_avg", "normal")
+
+
+def _kaiming_scale(a: float, nonlinearity: str) -> float:
+    """gain², computed without a sqrt round trip; ``a`` is only leaky_relu's slope."""
+    if nonlinearity == "leaky_relu":
+        return 2.0 / (1 + a**2)
+    if nonlinearity == "relu":
+        return 2.0
+    return calculate_gain(nonlinearity) ** 2
+
+
+def kaiming_uniform(
+    a: float = 0.0, mode: TorchMode = "fan_in", nonlinearity: str = "leaky_relu"
+) -> Initializer:
+    r"""``torch.nn.init.kaiming_uniform_``: U(±gain·sqrt(3 / fan)).
+
+    ``gain = calculate_gain(nonlinearity, a)``, ``a`` being leaky_relu's negative slope.
+
+    Note PyTorch's defaults: ``nonlinearity="leaky_relu"`` with ``a=0`` is the relu gain.
+
+    Examples:
+      >>> import jinit, jinit.torch as tinit
+      >>> tinit.kaiming_uniform(nonlinearity="relu") == jinit.he_uniform()
+      True
+    """
+    a = check_real("a", a)
+    mode = check_choice("mode", mode, TORCH_MODES)
+    return _init.variance_scaling(_kaiming_scale(a, nonlinearity), mode, "uniform")
+
+
+def kaiming_normal(
+    a: float = 0.0, mode: TorchMode = "fan_in", nonlinearity: str = "leaky_relu"
+) -> Initializer:
+    r"""``torch.nn.init.kaiming_normal_``: N(0, gain² / fan), untruncated.
+
+    Examples:
+      >>> import jinit.torch as tinit
+      >>> tinit.kaiming_normal(mode="fan_out", nonlinearity="relu")
+      variance_scaling(scale=2.0, mode='fan_out', distribution='normal')
+    """
+    a = check_real("a", a)
+    mode = check_choice("mode", mode, TORCH_MODES)
+    return _init.variance_scaling(_kaiming_scale(a, nonlinearity), mode, "normal")
+
+
+def orthogonal(gain: float = 1.0) -> Initializer:
+    """``torch.nn.init.orthogonal_``: QR with sign fix; orthonormal over the output axis.
+
+    PyTorch flattens ``(out, in, *k)`` to ``(out, in·k)``; on the JAX layout that is the
+    last axis against all others, which is ``jinit.orthogonal(scale=gain)``.
+
+    Examples:
+      >>> import jinit, jinit.torch as tinit
+      >>> tinit.orthogonal(2.0) == jinit.orthogonal(2.0)
+      True
+    """
+    return _init.orthogonal(check_real("gain", gain, nonnegative=True))
+
+
+def sparse(sparsity: float, std: float = 0.01) -> Initializer:
+    """``torch.nn.init.sparse_`` on the JAX layout ``(in, out)``.
+
+    PyTorch zeroes ``ceil(sparsity · out)`` entries in each column of its ``(out, in)``
+    weight, i.e. per *input* unit; on the transposed JAX kernel that is per row. (For
+    zeros counted per output unit, as in Martens 2010, use :func:`jinit.sparse`.)
+
+    Examples:
+      >>> import jax, jinit.torch as tinit
+      >>> w = tinit.sparse(0.5)(jax.random.key(0), (3, 10))  # nn.Linear(3, 10)
+      >>> (w == 0).sum(axis=1).tolist()
+      [5, 5, 5]
+    """
+    return _torch_sparse(sparsity, check_real("std", std, nonnegative=True))
+
+
+@dataclasses.dataclass(frozen=True, eq=False, repr=False)
+class _Eye(Initializer):
+    name: ClassVar[str] = "torch.eye"
+
+    def _init(self, key, shape, dtype, out_sharding):
+        if len(shape) != 2:
+            raise ValueError(f"torch.eye needs a 2-D weight; got shape {shape}.")
+        return _samplers.identity(1.0, shape=shape, dtype=dtype, out_sharding=out_sharding)
+
+
+def eye() -> Initializer:
+    """``torch.nn.init.eye_``: the 2-D identity (``eye(in, out)`` on the JAX layout).
+
+    Examples:
+      >>> import jax, jinit.torch as tinit
+      >>> tinit.eye()(jax.random.key(0), (2, 2)).tolist()
+      [[1.0, 0.0], [0.0, 1.0]]
+    """
+    return _Eye()
+
+
+def dirac(groups: int = 1) -> Initializer:
+    """``torch.nn.init.dirac_``: identity-preserving conv kernel (centre ``k // 2``).
+
+    Examples:
+      >>> import jinit, jinit.torch as tinit
+      >>> tinit.dirac(2) == jinit.dirac(groups=2)
+      True
+    """
+    return _dirac(groups=groups)
+
+
+def linear_default() -> Initializer:
+    r"""What ``torch.nn.Linear`` and ``torch.nn.Conv*d`` do to their weight.
+
+    ``kaiming_uniform_(a=sqrt(5))``: gain² = 2 / (1 + 5) = 1/3, so the bound is
+    ``sqrt(1/3) · sqrt(3 / fan_in) = 1 / sqrt(fan_in)``: U(±1/sqrt(fan_in)).
+
+    Examples:
+      >>> import jinit.torch as tinit
+      >>> tinit.linear_default()
+      variance_scaling(scale=0.333..., mode='fan_in', distribution='uniform')
+    """
+    return kaiming_uniform(a=math.sqrt(5.0))
+
+
+def bias_default(fan_in: int) -> Initializer:
+    r"""What ``torch.nn.Linear``/``Conv*d`` do to their bias: U(±1/sqrt(fan_in)).
+
+    ``fan_in`` is the weight's (``in_features``, or ``in_channels/groups · prod(kernel)``);
+    a zero ``fan_in`` gives zeros, as in PyTorch.
+
+    Examples:
+      >>> import jax, jinit.torch as tinit
+      >>> b = tinit.bias_default(16)(jax.random.key(0), (1000,))
+      >>> bool(abs(b).max() <= 0.25)
+      True
+    """
+    if isinstance(fan_in, bool) or not isinstance(fan_in, (int, np.integer)) or fan_in < 0:
+        raise ValueError(f"`fan_in` must be a non-negative int; got {fan_in!r}.")
+    if fan_in == 0:
+        return _init.zeros
+    bound = 1.0 / math.sqrt(fan_in)
+    return _init.uniform_range(-bound, bound)
+
+
+def embedding_default() -> Initializer:
+    """What ``torch.nn.Embedding`` does to its weight: N(0, 1).
+
+    Examples:
+      >>> import jinit.torch as tinit
+      >>> tinit.embedding_default()
+      normal(stddev=1.0)
+    """
+    return _init.normal(1.0)
