@@ -98,7 +98,7 @@ def _run(
     current = {p: float(v) for p, v in variances(kernels).items()}
     records = []
     for path in order:
-        iters, reason = 0, None
+        iters, reason, previous = 0, None, None
         while True:
             var = current[path]
             if not math.isfinite(var):
@@ -108,19 +108,24 @@ def _run(
                 break
             if var == 0.0:
                 reason = (
-                    "output variance is 0: the layer's input is constant on the batch (e.g. a "
-                    "dead ReLU layer upstream, or a zero kernel), so rescaling cannot help"
+                    "output variance is 0: the layer's input is zero/constant on the batch "
+                    "(e.g. a dead ReLU layer upstream), so rescaling cannot help"
+                )
+                break
+            if previous is not None and abs(var - previous) <= 1e-6 * previous:
+                reason = (
+                    "rescaling the kernel does not change the output variance: the layer's "
+                    "input is constant on the batch (e.g. a dead ReLU layer upstream) and the "
+                    "variance comes from the bias"
                 )
                 break
             if iters >= max_iters:
                 reason = f"|variance - 1| >= tol={tol} after max_iters={max_iters} rescalings"
                 break
             k = kernels[path]
-            scale = 1.0 / math.sqrt(var)
-            kernels[path] = (k.astype(jnp.promote_types(k.dtype, jnp.float32)) * scale).astype(
-                k.dtype
-            )
-            iters += 1
+            wide = k.astype(jnp.promote_types(k.dtype, jnp.float32))
+            kernels[path] = (wide / math.sqrt(var)).astype(k.dtype)
+            iters, previous = iters + 1, var
             current = {p: float(v) for p, v in variances(kernels).items()}
         var = current[path]
         converged = math.isfinite(var) and abs(var - 1.0) < tol

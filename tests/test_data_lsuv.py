@@ -1,0 +1,226 @@
+"""LSUV (Mishkin & Matas 2016) on nnx and linen models: MLP, small CNN, dead ReLU."""
+
+from __future__ import annotations
+
+import itertools
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+import jinit
+
+TOL = 0.1
+
+
+def _mlp(rngs: nnx.Rngs, widths=(12, 48, 48, 32, 5), act=nnx.relu) -> nnx.Sequential:
+    layers = []
+    for i, (a, b) in enumerate(itertools.pairwise(widths)):
+        layers.append(nnx.Linear(a, b, rngs=rngs))
+        if i < len(widths) - 2:
+            layers.append(act)
+    return nnx.Sequential(*layers)
+
+
+class _CNN(nnx.Module):
+    def __init__(self, rngs: nnx.Rngs):
+        self.conv1 = nnx.Conv(3, 8, (3, 3), rngs=rngs)
+        self.conv2 = nnx.Conv(8, 16, (3, 3), strides=2, rngs=rngs)
+        self.head = nnx.Linear(16 * 4 * 4, 10, rngs=rngs)
+
+    def __call__(self, x):
+        x = nnx.relu(self.conv1(x))
+        x = nnx.relu(self.conv2(x))
+        return self.head(x.reshape(x.shape[0], -1))
+
+
+class _LinenCNN(nn.Module):
+    @nn.compact
+    def __call__(self, x):
+        x = nn.relu(nn.Conv(8, (3, 3))(x))
+        x = nn.relu(nn.Conv(16, (3, 3), strides=2)(x))
+        return nn.Dense(10)(x.reshape(x.shape[0], -1))
+
+
+class _LinenMLP(nn.Module):
+    @nn.compact
+    def __call__(self, x):
+        for width in (48, 48):
+            x = nn.tanh(nn.Dense(width)(x))
+        return nn.Dense(5)(x)
+
+
+def _cnn_variances(model: _CNN, x) -> dict[str, float]:
+    """Independent check: each layer's output variance from a hand-written forward pass."""
+    h1 = model.conv1(x)
+    h2 = model.conv2(nnx.relu(h1))
+    h3 = model.head(nnx.relu(h2).reshape(x.shape[0], -1))
+    return {"conv1": float(h1.var()), "conv2": float(h2.var()), "head": float(h3.var())}
+
+
+@pytest.fixture(scope="module")
+def x_mlp():
+    return jax.random.normal(jax.random.key(1), (256, 12)) * 3.0 + 1.0
+
+
+@pytest.fixture(scope="module")
+def x_img():
+    return jax.random.normal(jax.random.key(2), (32, 8, 8, 3))
+
+
+def test_lsuv_nnx_mlp(x_mlp):
+    model = _mlp(nnx.Rngs(0))
+    report = jinit.lsuv(model, x_mlp, tol=TOL)
+    assert [r.path for r in report] == ["layers/0", "layers/2", "layers/4", "layers/6"]
+    assert report.converged
+    assert all(r.reason is None and r.iterations >= 1 for r in report)
+    # The final variances hold on a fresh forward pass (the model was updated in place).
+    for r in report:
+        assert abs(r.variance - 1) < TOL
+    h = x_mlp
+    for layer in model.layers:
+        h = layer(h)
+        if isinstance(layer, nnx.Linear):
+            assert abs(float(jnp.var(h)) - 1) < TOL
+    # Orthogonal pre-init: the kernel is a scaled orthonormal matrix (columns orthogonal).
+    k = np.asarray(model.layers[2].kernel[...], np.float64)
+    gram = k.T @ k
+    assert np.allclose(gram, np.eye(48) * gram[0, 0], atol=1e-4 * gram[0, 0])
+    text = str(report)
+    assert "layers/0" in text and "converged" in text
+
+
+def test_lsuv_nnx_cnn(x_img):
+    model = _CNN(nnx.Rngs(0))
+    report = jinit.lsuv(model, x_img, tol=TOL)
+    assert [r.path for r in report] == ["conv1", "conv2", "head"]
+    assert [r.kind for r in report] == ["Conv", "Conv", "Linear"]
+    assert report.converged
+    variances = _cnn_variances(model, x_img)
+    for p in ("conv1", "conv2", "head"):
+        assert abs(variances[p] - 1) < TOL
+
+
+def test_lsuv_conv_orthogonal_over_flattened_kernel(x_img):
+    model = _CNN(nnx.Rngs(0))
+    jinit.lsuv(model, x_img, max_iters=0)  # orthogonal pre-init only, no rescaling
+    k = np.asarray(model.conv2.kernel[...], np.float64).reshape(-1, 16)  # (3*3*8, 16)
+    assert np.allclose(k.T @ k, np.eye(16), atol=1e-5)
+
+
+def test_lsuv_without_preinit_keeps_direction(x_mlp):
+    model = _mlp(nnx.Rngs(0))
+    before = np.asarray(model.layers[0].kernel[...])
+    report = jinit.lsuv(model, x_mlp, orthogonal_preinit=False)
+    after = np.asarray(model.layers[0].kernel[...])
+    ratio = after / before
+    assert np.allclose(ratio, ratio.flat[0], rtol=1e-5)  # only rescaled
+    assert report.converged
+
+
+def test_lsuv_linen_mlp_and_cnn(x_mlp, x_img):
+    for module, x in ((_LinenMLP(), x_mlp), (_LinenCNN(), x_img)):
+        variables = module.init(jax.random.key(0), x)
+        old = jax.tree_util.tree_map(np.asarray, variables)
+        new, report = jinit.lsuv_linen(module, variables, x, tol=TOL)
+        assert report.converged, str(report)
+        # input not modified, output keeps the structure
+        jax.tree_util.tree_map(np.testing.assert_array_equal, old, variables)
+        assert jax.tree_util.tree_structure(new) == jax.tree_util.tree_structure(variables)
+        d = jinit.diagnose((module, new), x)
+        assert [r.path for r in d] == [r.path for r in report]
+        for r in d:
+            assert abs(r.output_std**2 - 1) < TOL, r
+
+
+def test_lsuv_linen_apply_kwargs(x_mlp):
+    class Drop(nn.Module):
+        @nn.compact
+        def __call__(self, x, train: bool):
+            x = nn.Dense(32)(x)
+            x = nn.Dropout(0.5, deterministic=not train)(nn.relu(x))
+            return nn.Dense(4)(x)
+
+    v = Drop().init(jax.random.key(0), x_mlp, train=False)
+    _, report = jinit.lsuv_linen(Drop(), v, x_mlp, train=False)
+    assert report.converged and len(report) == 2
+
+
+def test_lsuv_dead_relu_reported(x_mlp):
+    model = _mlp(nnx.Rngs(0))
+    # A bias of -1e3 kills every unit of the first ReLU: layer 2 sees a constant zero input.
+    model.layers[0].bias.set_value(jnp.full((48,), -1e3))
+    report = jinit.lsuv(model, x_mlp)
+    r = report[1]
+    assert r.path == "layers/2"
+    assert not r.converged and r.variance == 0.0
+    assert "dead ReLU" in r.reason
+    assert not report.converged
+    assert report[0].converged  # layer 0's pre-activation output is still fine
+
+
+def test_lsuv_dead_relu_with_bias_reported(x_mlp):
+    model = _mlp(nnx.Rngs(0))
+    model.layers[0].bias.set_value(jnp.full((48,), -1e3))
+    model.layers[2].bias.set_value(jnp.linspace(-4.0, 4.0, 48))  # variance from the bias only
+    r = jinit.lsuv(model, x_mlp)[1]
+    assert not r.converged and r.iterations == 1 and "dead ReLU" in r.reason
+
+
+def test_lsuv_nonzero_bias_needs_several_iterations(x_mlp):
+    model = _mlp(nnx.Rngs(0), act=nnx.tanh)
+    for i in (0, 2, 4):
+        n = model.layers[i].bias.shape[0]
+        model.layers[i].bias.set_value(jnp.linspace(-0.6, 0.6, n))
+    report = jinit.lsuv(model, x_mlp, tol=0.01)
+    assert report.converged, str(report)
+    assert max(r.iterations for r in report) >= 2
+    assert all(abs(r.variance - 1) < 0.01 for r in report)
+
+
+def test_lsuv_max_iters_reason(x_mlp):
+    model = _mlp(nnx.Rngs(0))
+    # Bias spread adds variance that rescaling the kernel cannot remove.
+    model.layers[0].bias.set_value(jnp.linspace(-3.0, 3.0, 48))
+    report = jinit.lsuv(model, x_mlp, max_iters=3)
+    r = report[0]
+    assert not r.converged and r.iterations == 3 and "max_iters" in r.reason
+
+
+def test_lsuv_records_call_order_not_attribute_order():
+    class Reversed(nnx.Module):
+        def __init__(self, rngs):
+            self.a = nnx.Linear(8, 8, rngs=rngs)
+            self.b = nnx.Linear(4, 8, rngs=rngs)
+
+        def __call__(self, x):
+            return self.a(nnx.tanh(self.b(x)))
+
+    x = jax.random.normal(jax.random.key(0), (128, 4))
+    report = jinit.lsuv(Reversed(nnx.Rngs(0)), x)
+    assert [r.path for r in report] == ["b", "a"]
+
+
+def test_lsuv_bad_arguments(x_mlp):
+    model = _mlp(nnx.Rngs(0))
+    with pytest.raises(ValueError, match="`tol`"):
+        jinit.lsuv(model, x_mlp, tol=0.0)
+    with pytest.raises(ValueError, match="`max_iters`"):
+        jinit.lsuv(model, x_mlp, max_iters=-1)
+    with pytest.raises(TypeError, match="lsuv_linen"):
+        jinit.lsuv(_LinenMLP(), x_mlp)
+    with pytest.raises(ValueError, match=r"no nnx\.Linear"):
+        jinit.lsuv(nnx.Sequential(nnx.relu), x_mlp)
+    with pytest.raises(TypeError, match=r"jinit\.lsuv\("):
+        jinit.lsuv_linen(model, {}, x_mlp)
+
+
+def test_lsuv_restores_layer_classes(x_mlp):
+    model = _mlp(nnx.Rngs(0))
+    jinit.lsuv(model, x_mlp)
+    assert "__call__" in nnx.Linear.__dict__
+    assert not getattr(nnx.Linear.__call__, "_jinit_wrapped", False)
+    assert not getattr(nnx.Conv.__call__, "_jinit_wrapped", False)
