@@ -100,7 +100,7 @@ def summarize_runs(
             for v, ok in zip(np.asarray(values), finite_runs, strict=True)
         ]
 
-    with np.errstate(invalid="ignore"):
+    with np.errstate(invalid="ignore", over="ignore"):
         mean_curve = curves.mean(axis=0)
         std_curve = curves.std(axis=0)
     return {

@@ -33,7 +33,7 @@ def plot_loss_curves(study: Study) -> Figure:
     styles = ["-", "--", "-.", ":"]
     for i, (label, curves) in enumerate(study.curves.items()):
         color, style = _colors(len(study.curves))[i], styles[(i // 10 + i) % len(styles)]
-        with np.errstate(invalid="ignore"):
+        with np.errstate(invalid="ignore", over="ignore"):
             mean, std = curves.mean(axis=0), curves.std(axis=0)
         steps = np.arange(len(mean))
         ax.plot(steps, mean, color=color, ls=style, label=label, lw=1.6)
