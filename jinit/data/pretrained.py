@@ -261,11 +261,15 @@ def _candidates(name: str, layout: str) -> list[str]:
     return ["/".join([*b, leaf]) for b in bases for leaf in leaves]
 
 
-def _resolve(name: str, layout: str, targets: Mapping[str, Any]) -> str | None:
+def _resolve(
+    name: str, layout: str, targets: Mapping[str, Any], *, suffix: bool = True
+) -> str | None:
     cands = _candidates(name, layout)
     for c in cands:
         if c in targets:
             return c
+    if not suffix:
+        return None
     # unique suffix match: torch "0.weight" -> nnx.Sequential "layers/0/kernel"
     for c in cands:
         hits = [t for t in targets if t.endswith("/" + c)]
@@ -289,7 +293,7 @@ def _target_leaves(target: Any) -> tuple[str, dict[str, Any], Callable[[dict[str
             nnx.update(target, state)
             return target
 
-        return "nnx.Module", {n: v.get_value() for n, (_, v) in names.items()}, rebuild_module
+        return "an nnx.Module", {n: v.get_value() for n, (_, v) in names.items()}, rebuild_module
 
     if isinstance(target, nnx.State):
         flat = [(p, v) for p, v in nnx.to_flat_state(target) if not isinstance(v, nnx.RngState)]
@@ -302,7 +306,7 @@ def _target_leaves(target: Any) -> tuple[str, dict[str, Any], Callable[[dict[str
             ]
             return nnx.from_flat_state(items + others)
 
-        return "nnx.State", {n: v.get_value() for n, (_, v) in names.items()}, rebuild_state
+        return "an nnx.State", {n: v.get_value() for n, (_, v) in names.items()}, rebuild_state
 
     if isinstance(target, Mapping):
         from flax.core import FrozenDict, freeze
@@ -329,7 +333,7 @@ def _target_leaves(target: Any) -> tuple[str, dict[str, Any], Callable[[dict[str
                 node[k[-1]] = new.get(n, flat[k])
             return freeze(out) if frozen else out
 
-        return "dict", {n: flat[k] for n, k in names.items()}, rebuild_dict
+        return "a dict", {n: flat[k] for n, k in names.items()}, rebuild_dict
 
     raise TypeError(
         "`target` must be an nnx.Module, an nnx.State, or a linen variables/params dict; "
@@ -370,8 +374,10 @@ def transfer(
         nested dict of arrays, a linen variables dict, an ``nnx.State`` or ``nnx.Module``.
       mapping: explicit ``source name -> target name``: a dict (names it does not cover
         are matched automatically) or a function called on every source name. A target
-        of ``None`` drops that source array. With ``layout="torch"`` a mapped array is
-        transposed when its target name ends in ``kernel``.
+        of ``None`` drops that source array. A target name that is not a parameter is
+        read like a source name (without the suffix rule), so ``"encoder.weight"`` works.
+        With ``layout="torch"`` a mapped array is transposed when its target ends in
+        ``kernel``.
       layout: ``"jax"`` (arrays already in Flax layout) or ``"torch"``.
       strict: raise ``ValueError`` if any target parameter is missing from the source or
         any matched array has the wrong shape or dtype; with ``strict=False`` those
@@ -427,8 +433,11 @@ def transfer(
                 report.unused[s_name] = "no matching target parameter"
                 continue
         elif t_name not in targets:
-            report.unused[s_name] = f"mapped to {t_name!r}, which is not a target parameter"
-            continue
+            resolved = _resolve(t_name, layout, targets, suffix=False)
+            if resolved is None:
+                report.unused[s_name] = f"mapped to {t_name!r}, which is not a target parameter"
+                continue
+            t_name = resolved
         if t_name in used_by:
             raise ValueError(
                 f"transfer: source arrays {used_by[t_name]!r} and {s_name!r} both map to "
@@ -469,7 +478,7 @@ def transfer(
     report.missing = [t for t in targets if t not in used_by]
     if strict and not report.ok:
         raise ValueError(
-            f"transfer(strict=True) into a {kind}: not every target parameter could be "
+            f"transfer(strict=True) into {kind}: not every target parameter could be "
             "copied (pass strict=False to copy what matches, or `mapping=` to name the "
             f"sources).\n{report}"
         )
