@@ -224,3 +224,18 @@ def test_lsuv_restores_layer_classes(x_mlp):
     assert "__call__" in nnx.Linear.__dict__
     assert not getattr(nnx.Linear.__call__, "_jinit_wrapped", False)
     assert not getattr(nnx.Conv.__call__, "_jinit_wrapped", False)
+
+
+def test_lsuv_linen_partitioned_params(x_mlp):
+    class M(nn.Module):
+        @nn.compact
+        def __call__(self, x):
+            init = nn.with_partitioning(nn.initializers.lecun_normal(), (None, "model"))
+            return nn.Dense(4, kernel_init=init)(nn.relu(nn.Dense(16, kernel_init=init)(x)))
+
+    variables = M().init(jax.random.key(0), x_mlp)
+    new, report = jinit.lsuv_linen(M(), variables, x_mlp)
+    assert report.converged and len(report) == 2
+    assert isinstance(new["params"]["Dense_0"]["kernel"], nn.Partitioned)
+    d = jinit.diagnose((M(), new), x_mlp)
+    assert all(abs(r.output_std**2 - 1) < TOL for r in d)

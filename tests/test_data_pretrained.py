@@ -367,3 +367,43 @@ def test_transfer_duplicate_targets_and_bad_inputs():
         jinit.transfer(model, 3)
     with pytest.raises(ValueError, match="`layout`"):
         jinit.transfer(model, {}, layout="keras")
+
+
+def test_from_checkpoint_out_sharding(tmp_path):
+    from jax.sharding import NamedSharding
+    from jax.sharding import PartitionSpec as P
+
+    path = tmp_path / "w.npz"
+    np.savez(path, w=np.arange(8.0).reshape(4, 2))
+    init = jinit.from_checkpoint(path, "w")
+    mesh = jax.make_mesh((1,), ("x",))
+    named = NamedSharding(mesh, P("x"))
+    out = init(KEY, (4, 2), out_sharding=named)
+    assert out.sharding.is_equivalent_to(named, 2)
+    with jax.set_mesh(mesh):
+        for call in (init, jax.jit(init, static_argnums=(1,), static_argnames="out_sharding")):
+            out = call(KEY, (4, 2), out_sharding=P("x"))
+            assert out.sharding.is_equivalent_to(named, 2)
+            np.testing.assert_array_equal(np.asarray(out), np.arange(8.0).reshape(4, 2))
+
+
+def test_transfer_keeps_linen_partitioning_boxes():
+    class M(nn.Module):
+        @nn.compact
+        def __call__(self, x):
+            init = nn.with_partitioning(nn.initializers.lecun_normal(), (None, "model"))
+            return nn.Dense(3, kernel_init=init)(x)
+
+    variables = M().init(KEY, jnp.ones((1, 4)))
+    new, report = jinit.transfer(
+        variables, {"Dense_0.weight": np.ones((3, 4))}, layout="torch", strict=False
+    )
+    kernel = new["params"]["Dense_0"]["kernel"]
+    assert isinstance(kernel, nn.Partitioned) and kernel.names == (None, "model")
+    assert report.copied == {"Dense_0/kernel": "Dense_0.weight"} and report.missing == [
+        "Dense_0/bias"
+    ]
+    np.testing.assert_array_equal(np.asarray(kernel.unbox()), np.ones((4, 3)))
+    # and a boxed tree works as a source
+    _, report = jinit.transfer(variables, new)
+    assert report.ok

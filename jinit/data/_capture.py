@@ -135,6 +135,16 @@ def record_linen() -> Iterator[list[tuple[str, str, Any, Any]]]:
         yield records
 
 
+def unbox(x: Any) -> Any:
+    """The array inside a linen metadata box (``nn.with_partitioning``), else ``x``."""
+    return x.unbox() if isinstance(x, nn.meta.AxisMetadata) else x
+
+
+def rebox(old: Any, new: Any) -> Any:
+    """``new`` in ``old``'s metadata box, if ``old`` was boxed."""
+    return old.replace_boxed(new) if isinstance(old, nn.meta.AxisMetadata) else new
+
+
 def get_in(tree: Any, path: tuple) -> Any:
     for p in path:
         if not hasattr(tree, "__getitem__") or p not in tree:

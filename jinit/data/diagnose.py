@@ -194,7 +194,7 @@ def _diagnose_linen(
     kernels = {}
     if has_params:
         for p, _ in order:
-            k = _capture.get_in(variables, kernel_path(p))
+            k = _capture.unbox(_capture.get_in(variables, kernel_path(p)))
             if k is not None and hasattr(k, "shape"):
                 kernels[p] = k
     (loss, stats), grads = jax.jit(jax.value_and_grad(f, has_aux=True))(kernels, variables, batch)

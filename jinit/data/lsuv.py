@@ -319,7 +319,7 @@ def lsuv_linen(
         raise ValueError("lsuv_linen: module.apply called no nn.Dense / nn.Conv layer.")
     kernels, skipped = {}, []
     for p in found:
-        k = _capture.get_in(variables, kernel_path(p))
+        k = _capture.unbox(_capture.get_in(variables, kernel_path(p)))
         if k is None or np.ndim(k) < 2:
             skipped.append(p)
             continue
@@ -345,7 +345,8 @@ def lsuv_linen(
         for p in skipped
     ]
     for p, k in kernels.items():
-        variables = _capture.set_in(variables, kernel_path(p), k)
+        boxed = _capture.get_in(variables, kernel_path(p))
+        variables = _capture.set_in(variables, kernel_path(p), _capture.rebox(boxed, k))
     if is_frozen:
         variables = freeze(variables)
     return variables, LSUVReport(records)

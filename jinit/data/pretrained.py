@@ -21,6 +21,7 @@ import numpy as np
 from jax.sharding import NamedSharding
 
 from jinit._core import Initializer, Shape, check_choice
+from jinit.data import _capture
 from jinit.data import _checkpoint as ckpt
 
 Layout = Literal["jax", "torch"]
@@ -233,7 +234,10 @@ def _source_arrays(source: Any) -> dict[str, np.ndarray]:
     if isinstance(source, Mapping):
         flat = _flatten_mapping(source)
         drop = 1 if _is_collections_dict(source) else 0
-        return {"/".join(str(p) for p in k[drop:]): np.asarray(v) for k, v in flat.items()}
+        return {
+            "/".join(str(p) for p in k[drop:]): np.asarray(_capture.unbox(v))
+            for k, v in flat.items()
+        }
     raise TypeError(
         "`source` must be a checkpoint path (.safetensors/.npz), a dict or nested dict of "
         f"arrays, an nnx.State or an nnx.Module; got {type(source).__name__}."
@@ -330,10 +334,11 @@ def _target_leaves(target: Any) -> tuple[str, dict[str, Any], Callable[[dict[str
                 node = out
                 for p in k[:-1]:
                     node = node.setdefault(p, {})
-                node[k[-1]] = new.get(n, flat[k])
+                node[k[-1]] = _capture.rebox(flat[k], new[n]) if n in new else flat[k]
             return freeze(out) if frozen else out
 
-        return "a dict", {n: flat[k] for n, k in names.items()}, rebuild_dict
+        current = {n: _capture.unbox(flat[k]) for n, k in names.items()}
+        return "a dict", current, rebuild_dict
 
     raise TypeError(
         "`target` must be an nnx.Module, an nnx.State, or a linen variables/params dict; "
@@ -453,7 +458,8 @@ def transfer(
         if transposed:
             arr = ckpt.torch_to_jax_kernel(arr)
         current = targets[t_name]
-        t_shape, t_dtype = tuple(np.shape(current)), np.dtype(current.dtype)
+        t_dtype = np.dtype(getattr(current, "dtype", None) or np.asarray(current).dtype)
+        t_shape = tuple(np.shape(current))
         if tuple(arr.shape) != t_shape:
             how = " after the PyTorch -> JAX transpose" if transposed else ""
             report.mismatched[t_name] = (
