@@ -458,7 +458,8 @@ def transfer(
         if transposed:
             arr = ckpt.torch_to_jax_kernel(arr)
         current = targets[t_name]
-        t_dtype = np.dtype(getattr(current, "dtype", None) or np.asarray(current).dtype)
+        t_dtype = getattr(current, "dtype", None)
+        t_dtype = np.dtype(np.asarray(current).dtype if t_dtype is None else t_dtype)
         t_shape = tuple(np.shape(current))
         if tuple(arr.shape) != t_shape:
             how = " after the PyTorch -> JAX transpose" if transposed else ""
@@ -472,10 +473,11 @@ def transfer(
                 f"(not allowed under casting={casting!r})"
             )
             continue
-        value = jnp.asarray(np.ascontiguousarray(arr).astype(t_dtype, copy=False))
-        sharding = getattr(current, "sharding", None)
-        if isinstance(current, jax.Array) and sharding is not None:
-            value = jax.device_put(value, sharding)
+        value = np.ascontiguousarray(arr).astype(t_dtype, copy=False)
+        if isinstance(current, jax.Array):  # keep the target's placement and sharding
+            value = jax.device_put(value, current.sharding)
+        else:
+            value = jnp.asarray(value)
         new[t_name] = value
         report.copied[t_name] = s_name
         if transposed:
