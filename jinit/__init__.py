@@ -40,6 +40,24 @@ from jinit._structured import dirac as dirac
 from jinit._structured import identity as identity
 from jinit._structured import sparse as sparse
 from jinit._structured import uniform_unit_scaling as uniform_unit_scaling
+from jinit.data import Diagnosis as Diagnosis
+from jinit.data import LayerStats as LayerStats
+from jinit.data import LSUVLayer as LSUVLayer
+from jinit.data import LSUVReport as LSUVReport
+from jinit.data import TransferReport as TransferReport
+from jinit.data import deepnorm_alpha as deepnorm_alpha
+from jinit.data import deepnorm_beta as deepnorm_beta
+from jinit.data import deepnorm_normal as deepnorm_normal
+from jinit.data import diagnose as diagnose
+from jinit.data import fixup_branch as fixup_branch
+from jinit.data import fixup_scale as fixup_scale
+from jinit.data import from_checkpoint as from_checkpoint
+from jinit.data import gpt2_residual_normal as gpt2_residual_normal
+from jinit.data import lsuv as lsuv
+from jinit.data import lsuv_linen as lsuv_linen
+from jinit.data import mup_hidden as mup_hidden
+from jinit.data import mup_readout as mup_readout
+from jinit.data import transfer as transfer
 
 __version__ = "0.1.0"
 
@@ -73,4 +91,23 @@ __all__ = [
     "xavier_normal",
     "xavier_uniform",
     "zeros",
+    # jinit.data: LSUV, pretrained/transfer, presets, diagnostics
+    "Diagnosis",
+    "LSUVLayer",
+    "LSUVReport",
+    "LayerStats",
+    "TransferReport",
+    "deepnorm_alpha",
+    "deepnorm_beta",
+    "deepnorm_normal",
+    "diagnose",
+    "fixup_branch",
+    "fixup_scale",
+    "from_checkpoint",
+    "gpt2_residual_normal",
+    "lsuv",
+    "lsuv_linen",
+    "mup_hidden",
+    "mup_readout",
+    "transfer",
 ]

@@ -22,22 +22,34 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-from flax import linen as nn
-from flax import nnx
 
-NNX_LAYERS: tuple[type, ...] = (nnx.Linear, nnx.Conv, nnx.ConvTranspose)
-LINEN_LAYERS: tuple[type, ...] = (nn.Dense, nn.Conv, nn.ConvTranspose)
+# flax is imported inside the functions: `import jinit` stays light.
 
 _local = threading.local()
+
+
+def nnx_layer_types() -> tuple[type, ...]:
+    from flax import nnx
+
+    return (nnx.Linear, nnx.Conv, nnx.ConvTranspose)
+
+
+def linen_layer_types() -> tuple[type, ...]:
+    from flax import linen as nn
+
+    return (nn.Dense, nn.Conv, nn.ConvTranspose)
 
 
 def path_str(path: tuple) -> str:
     return "/".join(str(p) for p in path)
 
 
-def nnx_layers(model: nnx.Module) -> dict[str, nnx.Module]:
+def nnx_layers(model: Any) -> dict[str, Any]:
     """Dense/Conv layers of an nnx model by path (graph order, not call order)."""
-    return {path_str(p): m for p, m in nnx.iter_modules(model) if isinstance(m, NNX_LAYERS)}
+    from flax import nnx
+
+    types = nnx_layer_types()
+    return {path_str(p): m for p, m in nnx.iter_modules(model) if isinstance(m, types)}
 
 
 def _stack() -> list:
@@ -84,15 +96,18 @@ def _patched(classes: set[type]) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def record_nnx(model: nnx.Module) -> Iterator[list[tuple[str, str, Any, Any]]]:
+def record_nnx(model: Any) -> Iterator[list[tuple[str, str, Any, Any]]]:
     """Within the block, calls of ``model``'s Dense/Conv layers are recorded.
 
     Yields a list that is filled, after the block, with ``(path, kind, input, output)`` in
     call order (first call of each layer; ``kind`` is the class name). Use inside a traced
     function on the traced model.
     """
+    from flax import nnx
+
     paths = {id(m): path_str(p) for p, m in nnx.iter_modules(model)}
-    classes = {type(m) for _, m in nnx.iter_modules(model) if isinstance(m, NNX_LAYERS)}
+    types = nnx_layer_types()
+    classes = {type(m) for _, m in nnx.iter_modules(model) if isinstance(m, types)}
     frame: dict[str, Any] = {"active": set(), "records": []}
     result: list[tuple[str, str, Any, Any]] = []
     _stack().append(frame)
@@ -117,13 +132,16 @@ def record_linen() -> Iterator[list[tuple[str, str, Any, Any]]]:
     Yields a list filled with ``(path, kind, input, output)`` in call order (first call per
     path); the path is the module's scope path joined with ``/``, e.g. ``"Dense_0"``.
     """
+    from flax import linen as nn
+
+    types = linen_layer_types()
     records: list[tuple[str, str, Any, Any]] = []
     seen: set[str] = set()
 
     def interceptor(next_fun, args, kwargs, context):
         out = next_fun(*args, **kwargs)
         mod = context.module
-        if context.method_name == "__call__" and isinstance(mod, LINEN_LAYERS):
+        if context.method_name == "__call__" and isinstance(mod, types):
             p = path_str(tuple(mod.path))
             if p not in seen:
                 seen.add(p)
@@ -135,14 +153,22 @@ def record_linen() -> Iterator[list[tuple[str, str, Any, Any]]]:
         yield records
 
 
+def _is_boxed(x: Any) -> bool:
+    if not type(x).__module__.startswith("flax"):
+        return False
+    from flax.core import meta
+
+    return isinstance(x, meta.AxisMetadata)
+
+
 def unbox(x: Any) -> Any:
     """The array inside a linen metadata box (``nn.with_partitioning``), else ``x``."""
-    return x.unbox() if isinstance(x, nn.meta.AxisMetadata) else x
+    return x.unbox() if _is_boxed(x) else x
 
 
 def rebox(old: Any, new: Any) -> Any:
     """``new`` in ``old``'s metadata box, if ``old`` was boxed."""
-    return old.replace_boxed(new) if isinstance(old, nn.meta.AxisMetadata) else new
+    return old.replace_boxed(new) if _is_boxed(old) else new
 
 
 def get_in(tree: Any, path: tuple) -> Any:
