@@ -7,7 +7,9 @@ names the argument, echoes the value and says what is allowed.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import functools
 import math
 import numbers
 import operator
@@ -147,6 +149,13 @@ def canonical_shape(shape: Any) -> Shape:
     return tuple(dims)
 
 
+@functools.lru_cache(maxsize=8)
+def _raw_key_shape(impl_name: str) -> tuple[int, ...]:
+    """Shape of a raw key of the default PRNG implementation (``(2,)`` for threefry)."""
+    del impl_name  # the cache key: the default implementation is a config option
+    return tuple(jax.random.key_data(jax.random.key(0)).shape)
+
+
 def check_key(key: Any) -> jax.Array:
     """Checks that ``key`` is a single PRNG key (typed, or raw uint32 data)."""
     dtype = getattr(key, "dtype", None)
@@ -158,7 +167,7 @@ def check_key(key: Any) -> jax.Array:
             )
         return key
     if dtype is not None and np.dtype(dtype) == np.uint32 and np.ndim(key) >= 1:
-        expected = jax.random.key_impl(jax.random.key(0)).key_shape  # default impl
+        expected = _raw_key_shape(jax.config.jax_default_prng_impl)
         if tuple(np.shape(key)) != tuple(expected):
             raise ValueError(
                 f"`key` must be a single PRNG key; got a raw uint32 key of shape "
@@ -179,6 +188,56 @@ def check_out_sharding(out_sharding: Any) -> OutSharding:
         "`out_sharding` must be a jax.sharding.NamedSharding, a PartitionSpec or None; "
         f"got {out_sharding!r}."
     )
+
+
+def _spec_axis_names(spec: PartitionSpec) -> list[str]:
+    names: list[str] = []
+    for entry in spec:
+        if entry is None:
+            continue
+        names.extend(entry if isinstance(entry, tuple) else (entry,))
+    return names
+
+
+def uses_explicit_axes(out_sharding: OutSharding) -> bool:
+    """Whether ``out_sharding`` names an Explicit mesh axis (sharding in types)."""
+    if out_sharding is None:
+        return False
+    if isinstance(out_sharding, NamedSharding):
+        mesh, spec = out_sharding.mesh, out_sharding.spec
+    else:
+        mesh, spec = jax.sharding.get_abstract_mesh(), out_sharding
+    types = dict(zip(mesh.axis_names, mesh.axis_types, strict=True))
+    return any(types.get(n) == jax.sharding.AxisType.Explicit for n in _spec_axis_names(spec))
+
+
+def constrain(x: jax.Array, out_sharding: OutSharding) -> jax.Array:
+    """Lays ``x`` out as ``out_sharding`` asks, for Explicit and Auto mesh axes alike.
+
+    Explicit axes (sharding in types) use ``jax.sharding.reshard``; Auto axes a sharding
+    constraint, which XLA propagates backward so each device computes only its shard.
+    """
+    if out_sharding is None:
+        return x
+    if uses_explicit_axes(out_sharding):
+        return jax.sharding.reshard(x, out_sharding)
+    return jax.lax.with_sharding_constraint(x, out_sharding)
+
+
+def mesh_context(key: Any, out_sharding: OutSharding) -> contextlib.AbstractContextManager:
+    """The mesh to enter for an eager call that produces an explicitly sharded array.
+
+    jax needs the mesh in context for a computation whose output type carries Explicit
+    axes; inside a trace the user's context applies, so nothing is entered there.
+    """
+    if (
+        isinstance(out_sharding, NamedSharding)
+        and not _is_tracer(key)
+        and uses_explicit_axes(out_sharding)
+        and jax.sharding.get_abstract_mesh().empty
+    ):
+        return jax.sharding.set_mesh(out_sharding.mesh)
+    return contextlib.nullcontext()
 
 
 def normalize_axis(name: str, axis: int, ndim: int, shape: Shape) -> int:
@@ -329,7 +388,8 @@ class Initializer:
                 "Use a floating-point dtype."
             )
         out_sharding = check_out_sharding(out_sharding)
-        return self._init(key, shape, dtype, out_sharding)
+        with mesh_context(key, out_sharding):
+            return self._init(key, shape, dtype, out_sharding)
 
     def _init(
         self, key: jax.Array, shape: Shape, dtype: np.dtype, out_sharding: OutSharding

@@ -50,7 +50,13 @@ COMPLEX_TRUNCATED_NORMAL_STD = math.sqrt((1 - 5 * math.exp(-4)) / (1 - math.exp(
 
 
 def _in_dtype(value: Any, dtype: np.dtype):
-    """``value`` rounded to ``dtype`` (as ``jnp.array(value, dtype)`` does), host-side."""
+    """A hyperparameter rounded to the dtype the sampler computes in for ``dtype``.
+
+    That is ``dtype`` itself (as ``jnp.array(value, dtype)`` in jax) except for 16-bit
+    floats, which jinit samples in float32 and rounds once at the end (see
+    :func:`jinit._samplers.compute_dtype`). Computed host-side unless traced.
+    """
+    dtype = _samplers.compute_dtype(dtype)
     if _is_tracer(value):
         return jnp.asarray(value, dtype)
     return np.asarray(value, dtype)

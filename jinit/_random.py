@@ -11,7 +11,7 @@ from __future__ import annotations
 import jax
 import numpy as np
 
-from jinit._core import OutSharding, Shape
+from jinit._core import OutSharding, Shape, constrain, uses_explicit_axes
 
 try:  # the fast path is optional: without it every draw goes to jax.random
     from jinit import _threefry
@@ -26,36 +26,44 @@ except ImportError:  # pragma: no cover
 ORTHOGONAL_METHODS = ("qr", "householder", "cholesky_qr2")
 
 
-def _fast(key: jax.Array, dtype: np.dtype) -> bool:
+def _fast(key: jax.Array, dtype: np.dtype, out_sharding: OutSharding) -> bool:
+    """Whether the unrolled threefry path applies (Explicit-axis shardings go to jax)."""
     return (
-        _threefry is not None and np.issubdtype(dtype, np.floating) and _threefry.is_supported(key)
+        _threefry is not None
+        and np.issubdtype(dtype, np.floating)
+        and not uses_explicit_axes(out_sharding)
+        and _threefry.is_supported(key)
     )
 
 
-def _constrain(x: jax.Array, out_sharding: OutSharding) -> jax.Array:
-    return x if out_sharding is None else jax.sharding.reshard(x, out_sharding)
+def _native(out_sharding: OutSharding) -> OutSharding:
+    """The sharding to hand to jax.random itself: only Explicit-axis ones (jax refuses
+    Auto axes); the caller constrains the result in every case."""
+    return out_sharding if uses_explicit_axes(out_sharding) else None
 
 
 def uniform(key, shape: Shape, dtype, minval, maxval, out_sharding: OutSharding) -> jax.Array:
     """Equals ``jax.random.uniform(key, shape, dtype, minval, maxval)``."""
-    if _fast(key, dtype):
-        return _constrain(_threefry.uniform(key, shape, dtype, minval, maxval), out_sharding)
-    return jax.random.uniform(key, shape, dtype, minval, maxval, out_sharding=out_sharding)
+    if _fast(key, dtype, out_sharding):
+        return constrain(_threefry.uniform(key, shape, dtype, minval, maxval), out_sharding)
+    return jax.random.uniform(key, shape, dtype, minval, maxval, out_sharding=_native(out_sharding))
 
 
 def normal(key, shape: Shape, dtype, out_sharding: OutSharding) -> jax.Array:
     """Equals ``jax.random.normal(key, shape, dtype)`` (complex dtypes included)."""
-    if _fast(key, dtype):
-        return _constrain(_threefry.normal(key, shape, dtype), out_sharding)
-    return jax.random.normal(key, shape, dtype, out_sharding=out_sharding)
+    if _fast(key, dtype, out_sharding):
+        return constrain(_threefry.normal(key, shape, dtype), out_sharding)
+    return jax.random.normal(key, shape, dtype, out_sharding=_native(out_sharding))
 
 
 def truncated_normal(key, lower, upper, shape: Shape, dtype, out_sharding) -> jax.Array:
     """Equals ``jax.random.truncated_normal(key, lower, upper, shape, dtype)``."""
-    if _fast(key, dtype):
+    if _fast(key, dtype, out_sharding):
         x = _threefry.truncated_normal(key, lower, upper, shape, dtype)
-        return _constrain(x, out_sharding)
-    return jax.random.truncated_normal(key, lower, upper, shape, dtype, out_sharding=out_sharding)
+        return constrain(x, out_sharding)
+    return jax.random.truncated_normal(
+        key, lower, upper, shape, dtype, out_sharding=_native(out_sharding)
+    )
 
 
 def orthogonal(key, n: int, m: int, batch_shape: Shape, dtype, method: str) -> jax.Array:

@@ -82,16 +82,15 @@ class _TruncNormal(Initializer):
     name: ClassVar[str] = "torch.trunc_normal"
 
     def _init(self, key, shape, dtype, out_sharding):
-        # Computed in float32 (at least) and cast: a low-precision truncated normal with a
-        # small std otherwise piles its mass on the bounds (a known PyTorch pitfall).
-        compute = np.promote_types(dtype, np.float32)
+        # Low-precision dtypes are computed in float32 and rounded once (as every jinit
+        # sampler does): in bfloat16 a small-std truncated normal otherwise piles its mass
+        # on the bounds (a known PyTorch pitfall).
         lower = (self.a - self.mean) / self.std
         upper = (self.b - self.mean) / self.std
-        x = _samplers.truncated_normal(
-            key, lower, upper, np.asarray(self.std, compute), np.asarray(self.mean, compute),
-            shape=shape, dtype=compute, out_sharding=out_sharding,
+        return _samplers.truncated_normal(
+            key, lower, upper, _init._in_dtype(self.std, dtype), _init._in_dtype(self.mean, dtype),
+            shape=shape, dtype=dtype, out_sharding=out_sharding,
         )  # fmt: skip
-        return x.astype(dtype)
 
 
 def trunc_normal(mean: float = 0.0, std: float = 1.0, a: float = -2.0, b: float = 2.0):
