@@ -83,6 +83,8 @@ def plot_activations(study: Study) -> Figure:
     lo, hi = np.percentile(pooled, [0.5, 99.5]) if pooled.size else (-1.0, 1.0)
     if drop_zeros:
         lo = min(lo, 0.0)
+    bounded = {"tanh": (-1.0, 1.0), "sigmoid": (0.0, 1.0)}
+    lo, hi = bounded.get(study.config["activation"], (lo, hi))
     if hi - lo <= 0:
         lo, hi = lo - 1.0, hi + 1.0
     bins = np.linspace(lo, hi, 41)
