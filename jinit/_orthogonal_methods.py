@@ -1,0 +1,369 @@
+r"""Samplers of Haar-distributed (semi-)orthogonal matrices, by three algorithms.
+
+All three return a ``(*batch_shape, n, m)`` matrix whose columns (``n >= m``) or rows
+(``n < m``) are orthonormal, uniformly distributed with respect to the Haar measure, and
+independent across the batch. They differ in cost and in which values they return:
+
+* :func:`haar_qr` is ``jax.random.orthogonal`` value for value: a Gaussian matrix ``Z``,
+  ``Z = QR`` by Householder QR (LAPACK ``geqrf`` + ``orgqr`` on CPU), then
+  ``Q diag(sign(diag R))`` (Mezzadri 2007). The Gaussian draw uses the unrolled Threefry
+  sampler (:mod:`jinit._threefry`), which returns the same bits as jax, faster.
+* :func:`haar_householder` skips the factorization (Stewart 1980): the ``k``-th Householder
+  vector of the QR of a Gaussian matrix is itself a Gaussian vector of length
+  ``n - k + 1``, independent of the others, so the reflectors are drawn directly and only
+  their product is formed, all at once in the compact "UT" form
+  ``H_1 \cdots H_m = I - Y S^{-1} Y^T`` with ``S = I + \mathrm{striu}(Y^T Y)`` for
+  reflectors ``H_k = I - y_k y_k^T``, ``\|y_k\|^2 = 2`` (Joffrain et al. 2006). That is
+  two matrix products and one triangular solve: level-3 BLAS only, batched over the batch.
+* :func:`haar_cholesky_qr2` for tall matrices (``max(n, m) >= 4 min(n, m)``): CholeskyQR
+  applied twice (Fukaya et al. 2014), ``G = Z^T Z = R^T R``, ``Q = Z R^{-1}``; since
+  ``diag R > 0`` this is exactly the sign-corrected Q of ``Z``. A tall Gaussian matrix is
+  well conditioned (condition number about ``(1 + sqrt(m/n)) / (1 - sqrt(m/n))``), so
+  Cholesky is safe in float32; if it still breaks down (non-finite values, or a second
+  factor far from the identity, anywhere in the batch) the whole batch is recomputed by
+  QR (``lax.cond``). Shapes that are not tall
+  enough go to QR directly, because CholeskyQR2 loses orthogonality on square Gaussian
+  matrices in float32.
+
+float16 and bfloat16 are computed in float32 and cast at the end (jax's QR has no
+half-precision kernel on CPU); float32 and float64 are computed in their own precision.
+:func:`haar_qr` accepts complex dtypes (unitary matrices), like jax; the other two are for
+real dtypes only.
+
+References:
+    Stewart, G. W. (1980). "The efficient generation of random orthogonal matrices with
+    an application to condition estimators". SIAM J. Numer. Anal. 17(3), 403-409.
+
+    Mezzadri, F. (2007). "How to generate random matrices from the classical compact
+    groups". Notices of the AMS 54(5), 592-604. https://arxiv.org/abs/math-ph/0609050
+
+    Joffrain, Low, Quintana-Orti, van de Geijn, Van Zee (2006). "Accumulating Householder
+    transformations, revisited". ACM TOMS 32(2), 169-179.
+
+    Fukaya, Nakatsukasa, Yanagisawa, Yamamoto (2014). "CholeskyQR2: a simple and
+    communication-avoiding algorithm for computing a tall-skinny QR factorization on a
+    large-scale parallel system". ScalA '14.
+"""
+
+from __future__ import annotations
+
+import functools
+import operator
+from collections.abc import Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+from jinit import _threefry
+
+__all__ = ["haar_cholesky_qr2", "haar_householder", "haar_qr"]
+
+# CholeskyQR2 is used when the long side is at least this many times the short side.
+CHOLESKY_MIN_ASPECT = 4
+
+
+# ---------------------------------------------------------------------- validation
+
+
+def _canonical_args(
+    n: Any, m: Any, batch_shape: Any, dtype: Any, *, real_only: bool, name: str
+) -> tuple[int, int, tuple[int, ...], np.dtype]:
+    dims = []
+    for arg_name, value in (("n", n), ("m", n if m is None else m)):
+        if isinstance(value, bool):
+            raise TypeError(f"`{arg_name}` must be a non-negative int; got {value!r}.")
+        try:
+            value = operator.index(value)
+        except TypeError:
+            raise TypeError(f"`{arg_name}` must be a non-negative int; got {value!r}.") from None
+        if value < 0:
+            raise ValueError(f"`{arg_name}` must be a non-negative int; got {value!r}.")
+        dims.append(value)
+    try:
+        batch = tuple(operator.index(d) for d in batch_shape)
+    except TypeError:
+        raise TypeError(
+            f"`batch_shape` must be a sequence of non-negative ints; got {batch_shape!r}."
+        ) from None
+    if any(d < 0 for d in batch):
+        raise ValueError(
+            f"`batch_shape` must be a sequence of non-negative ints; got {batch_shape!r}."
+        )
+    dt = jnp.dtype(jax.dtypes.canonicalize_dtype(float if dtype is None else dtype))
+    allowed = (np.floating,) if real_only else (np.floating, np.complexfloating)
+    if not any(jnp.issubdtype(dt, kind) for kind in allowed):
+        kinds = "a real float dtype" if real_only else "a float or complex dtype"
+        raise TypeError(f"{name}: `dtype` must be {kinds}; got {dt}.")
+    return dims[0], dims[1], batch, dt
+
+
+def _compute_dtype(dtype: np.dtype) -> np.dtype:
+    """Precision in which the linear algebra runs: at least float32."""
+    if jnp.issubdtype(dtype, np.floating) and jnp.finfo(dtype).bits < 32:
+        return np.dtype(np.float32)
+    return dtype
+
+
+def _swap(x: jax.Array) -> jax.Array:
+    return jnp.swapaxes(x, -1, -2)
+
+
+def _sign_corrected_qr(z: jax.Array) -> jax.Array:
+    """``Q diag(sign(diag R))`` of ``Z = QR``: exactly jax.random.orthogonal's operations."""
+    q, r = jnp.linalg.qr(z)
+    d = jnp.linalg.diagonal(r)
+    return q * jnp.expand_dims(jnp.sign(d), -2)
+
+
+def _gaussian(key: jax.Array, shape: tuple[int, ...], dtype: np.dtype) -> jax.Array:
+    return _threefry.normal(key, shape, dtype)
+
+
+# ------------------------------------------------------------------------- jax's QR
+
+
+@functools.partial(jax.jit, static_argnames=("n", "m", "batch_shape", "dtype"))
+def _haar_qr(key, *, n, m, batch_shape, dtype):
+    compute = _compute_dtype(dtype)
+    z = _gaussian(key, (*batch_shape, max(n, m), min(n, m)), compute)
+    x = _sign_corrected_qr(z)
+    x = _swap(x) if n < m else x
+    return x.astype(dtype)
+
+
+def haar_qr(
+    key: jax.Array,
+    n: int,
+    m: int | None = None,
+    batch_shape: Sequence[int] = (),
+    dtype: Any = None,
+) -> jax.Array:
+    r"""Haar (semi-)orthogonal matrices by sign-corrected QR, equal to jax.random.orthogonal.
+
+    .. math::
+        Z \sim \mathcal{N}(0, 1)^{\max(n,m) \times \min(n,m)},\quad Z = QR,\quad
+        X = Q\,\mathrm{diag}(\mathrm{sign}(\mathrm{diag}\,R)),
+
+    transposed when ``n < m``. For float32, float64 and complex dtypes the result equals
+    ``jax.random.orthogonal(key, n, batch_shape, dtype, m)`` bit for bit; float16 and
+    bfloat16 (which jax's QR rejects on CPU) are computed in float32 and cast.
+
+    Args:
+        key: a PRNG key (typed or raw).
+        n: number of rows.
+        m: number of columns; ``None`` means ``n``.
+        batch_shape: leading batch dimensions; every slice is independent.
+        dtype: float or complex dtype; ``None`` for the default float dtype.
+
+    Returns:
+        An array of shape ``(*batch_shape, n, m)``.
+
+    Raises:
+        TypeError: if ``n``/``m``/``batch_shape`` are not ints or ``dtype`` is not inexact.
+        ValueError: if a size is negative.
+
+    Examples:
+        >>> import jax
+        >>> q = haar_qr(jax.random.key(0), 5, 3)
+        >>> bool((q == jax.random.orthogonal(jax.random.key(0), 5, (), None, 3)).all())
+        True
+
+    References:
+        Mezzadri (2007), "How to generate random matrices from the classical compact groups".
+    """
+    n, m, batch, dt = _canonical_args(n, m, batch_shape, dtype, real_only=False, name="haar_qr")
+    return _haar_qr(key, n=n, m=m, batch_shape=batch, dtype=dt)
+
+
+# ----------------------------------------------------------- Householder (Stewart)
+
+
+def _householder_from_gaussian(z: jax.Array) -> jax.Array:
+    """Haar ``(..., n, m)`` (``n >= m``) from the Householder vectors held in ``tril(z)``.
+
+    Column ``k`` of ``z`` below the diagonal, ``v_k = z[k:, k]``, is the ``k``-th Gaussian
+    vector. Its stable reflector maps ``v_k`` to ``-s_k |v_k| e_1`` with
+    ``s_k = sign(v_k[0])`` (``+1`` for 0); multiplying column ``k`` of the product by
+    ``-s_k`` makes the implied ``R`` diagonal positive, which makes the result exactly
+    Haar-distributed (Stewart 1980; Mezzadri 2007).
+    """
+    n, m = z.shape[-2:]
+    dtype = z.dtype
+    rows = lax.broadcasted_iota(np.int32, (n, m), 0)
+    cols = lax.broadcasted_iota(np.int32, (n, m), 1)
+    diag = rows == cols
+    v = jnp.where(rows >= cols, z, jnp.zeros((), dtype))
+    norm = jnp.sqrt(jnp.sum(v * v, axis=-2))
+    # A zero vector (probability ~0) has no reflector; use e_1 in its place.
+    zero = norm == 0
+    v = jnp.where(diag & jnp.expand_dims(zero, -2), jnp.ones((), dtype), v)
+    norm = jnp.where(zero, jnp.ones((), dtype), norm)
+    alpha = jnp.sum(jnp.where(diag, v, jnp.zeros((), dtype)), axis=-2)  # v_k[0], (..., m)
+    s = jnp.where(alpha >= 0, jnp.ones((), dtype), -jnp.ones((), dtype))
+    # u_k = v_k + s_k |v_k| e_1;  |u_k|^2 = 2 |v_k| (|v_k| + |v_k[0]|);  y_k = sqrt(2) u_k/|u_k|.
+    u = v + jnp.where(diag, jnp.expand_dims(s * norm, -2), jnp.zeros((), dtype))
+    scale = lax.rsqrt(norm) * lax.rsqrt(norm + jnp.abs(alpha))
+    y = u * jnp.expand_dims(scale, -2)
+    # UT transform: H_1 ... H_m = I - Y S^{-1} Y^T with S = I + strictly_upper(Y^T Y).
+    g = _swap(y) @ y
+    s_mat = jnp.triu(g, 1) + jnp.eye(m, dtype=dtype)
+    x = lax.linalg.triangular_solve(
+        s_mat, _swap(y[..., :m, :]), left_side=True, lower=False, unit_diagonal=True
+    )
+    q = jnp.eye(n, m, dtype=dtype) - y @ x
+    return q * jnp.expand_dims(-s, -2)
+
+
+@functools.partial(jax.jit, static_argnames=("n", "m", "batch_shape", "dtype"))
+def _haar_householder(key, *, n, m, batch_shape, dtype):
+    compute = _compute_dtype(dtype)
+    z = _gaussian(key, (*batch_shape, max(n, m), min(n, m)), compute)
+    x = _householder_from_gaussian(z)
+    x = _swap(x) if n < m else x
+    return x.astype(dtype)
+
+
+def haar_householder(
+    key: jax.Array,
+    n: int,
+    m: int | None = None,
+    batch_shape: Sequence[int] = (),
+    dtype: Any = None,
+) -> jax.Array:
+    r"""Haar (semi-)orthogonal matrices as a product of random Householder reflectors.
+
+    Stewart's (1980) method: with ``v_k \sim \mathcal{N}(0, I_{n-k+1})`` independent,
+    ``H_k`` the reflector taking ``v_k`` to a multiple of ``e_1`` (embedded in the
+    trailing block) and ``D`` the signs that make the implied ``R`` diagonal positive,
+
+    .. math::
+        X = H_1 H_2 \cdots H_{\min(n,m)}\, D \;\text{(first } \min(n,m) \text{ columns)},
+
+    which has the same (Haar) distribution as the sign-corrected QR of a Gaussian matrix,
+    without computing the factorization. The product is formed in compact form with two
+    batched matrix products and a unit-triangular solve. Different values from
+    :func:`haar_qr` (same distribution).
+
+    Args:
+        key: a PRNG key (typed or raw).
+        n: number of rows.
+        m: number of columns; ``None`` means ``n``.
+        batch_shape: leading batch dimensions; every slice is independent.
+        dtype: real float dtype; ``None`` for the default float dtype.
+
+    Returns:
+        An array of shape ``(*batch_shape, n, m)``.
+
+    Raises:
+        TypeError: if ``n``/``m``/``batch_shape`` are not ints or ``dtype`` is not real.
+        ValueError: if a size is negative.
+
+    Examples:
+        >>> import jax, jax.numpy as jnp
+        >>> q = haar_householder(jax.random.key(0), 64, 32, batch_shape=(3,))
+        >>> q.shape
+        (3, 64, 32)
+        >>> bool(jnp.allclose(q.mT @ q, jnp.eye(32), atol=1e-5))
+        True
+
+    References:
+        Stewart (1980), "The efficient generation of random orthogonal matrices with an
+        application to condition estimators"; Joffrain et al. (2006), "Accumulating
+        Householder transformations, revisited".
+    """
+    n, m, batch, dt = _canonical_args(
+        n, m, batch_shape, dtype, real_only=True, name="haar_householder"
+    )
+    return _haar_householder(key, n=n, m=m, batch_shape=batch, dtype=dt)
+
+
+# ------------------------------------------------------------------ CholeskyQR2
+
+
+def _cholesky_qr_step(a: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """``(A R^{-1}, diag R)`` with ``A^T A = R^T R`` (``R = L^T`` upper, positive diagonal)."""
+    chol = jnp.linalg.cholesky(_swap(a) @ a)  # lower L, G = L L^T
+    # Solve X L^T = A for X.
+    x = lax.linalg.triangular_solve(chol, a, left_side=False, lower=True, transpose_a=True)
+    return x, jnp.linalg.diagonal(chol)
+
+
+def _cholesky_qr2_from_gaussian(z: jax.Array) -> jax.Array:
+    """Sign-corrected Q of ``z`` (``n >= m``) by CholeskyQR2, or by QR if that breaks down.
+
+    CholeskyQR2 is accurate when the first pass leaves ``Q_1`` well conditioned; then the
+    second factor ``R_2`` is close to the identity. Breakdown shows as non-finite values or
+    as ``diag(R_2)`` far from 1 (e.g. a numerically rank-deficient ``z`` whose Gram matrix
+    still passes Cholesky in float32); either sends the whole batch to QR.
+    """
+    q1, _ = _cholesky_qr_step(z)
+    q, r2_diag = _cholesky_qr_step(q1)
+    ok = jnp.all(jnp.isfinite(q)) & jnp.all(jnp.abs(r2_diag - 1) < 0.25)
+    return lax.cond(ok, lambda: q, lambda: _sign_corrected_qr(z))
+
+
+@functools.partial(jax.jit, static_argnames=("n", "m", "batch_shape", "dtype"))
+def _haar_cholesky_qr2(key, *, n, m, batch_shape, dtype):
+    compute = _compute_dtype(dtype)
+    z = _gaussian(key, (*batch_shape, max(n, m), min(n, m)), compute)
+    if min(n, m) == 0 or max(n, m) < CHOLESKY_MIN_ASPECT * min(n, m):
+        x = _sign_corrected_qr(z)
+    else:
+        x = _cholesky_qr2_from_gaussian(z)
+    x = _swap(x) if n < m else x
+    return x.astype(dtype)
+
+
+def haar_cholesky_qr2(
+    key: jax.Array,
+    n: int,
+    m: int | None = None,
+    batch_shape: Sequence[int] = (),
+    dtype: Any = None,
+) -> jax.Array:
+    r"""Haar semi-orthogonal matrices by CholeskyQR2 of a tall Gaussian matrix.
+
+    For ``Z`` Gaussian ``p x q`` (``p = max(n, m) >= 4 q``), two CholeskyQR passes
+
+    .. math::
+        Z^T Z = R_1^T R_1,\; Q_1 = Z R_1^{-1},\quad Q_1^T Q_1 = R_2^T R_2,\;
+        Q = Q_1 R_2^{-1},
+
+    give the QR factor with positive ``diag(R_2 R_1)``, which is Haar-distributed
+    (Fukaya et al. 2014). Values are close to :func:`haar_qr`'s for the same key (same
+    Gaussian draw, same factor) but not bit-identical. If CholeskyQR2 breaks down anywhere
+    in the batch (non-finite values, or ``diag R_2`` off 1 by 0.25 or more), the batch is
+    recomputed by sign-corrected QR; shapes with
+    ``max(n, m) < 4 min(n, m)`` use QR directly.
+
+    Args:
+        key: a PRNG key (typed or raw).
+        n: number of rows.
+        m: number of columns; ``None`` means ``n``.
+        batch_shape: leading batch dimensions; every slice is independent.
+        dtype: real float dtype; ``None`` for the default float dtype.
+
+    Returns:
+        An array of shape ``(*batch_shape, n, m)``.
+
+    Raises:
+        TypeError: if ``n``/``m``/``batch_shape`` are not ints or ``dtype`` is not real.
+        ValueError: if a size is negative.
+
+    Examples:
+        >>> import jax, jax.numpy as jnp
+        >>> q = haar_cholesky_qr2(jax.random.key(0), 256, 16)
+        >>> bool(jnp.allclose(q, haar_qr(jax.random.key(0), 256, 16), atol=1e-4))
+        True
+
+    References:
+        Fukaya et al. (2014), "CholeskyQR2: a simple and communication-avoiding algorithm
+        for computing a tall-skinny QR factorization on a large-scale parallel system".
+    """
+    n, m, batch, dt = _canonical_args(
+        n, m, batch_shape, dtype, real_only=True, name="haar_cholesky_qr2"
+    )
+    return _haar_cholesky_qr2(key, n=n, m=m, batch_shape=batch, dtype=dt)
