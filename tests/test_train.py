@@ -215,3 +215,31 @@ def test_save_writes_the_four_files(small_study, tmp_path):
     assert "| he_normal |" in report and "loss_curves.png" in report
     table = small_study.table()
     assert table.splitlines()[0].startswith("init") and "glorot_uniform" in table
+
+
+def test_init_statistics_match_jinit_data_diagnose():
+    # The trainer and jinit.data.diagnose share the definitions of the statistics.
+    diagnose = pytest.importorskip("jinit.data").diagnose
+    import jax
+    import optax
+
+    data = train.load_dataset("circles", n_samples=100)
+    study = train.compare(
+        ["he_normal"], data, model=SMALL_MODEL, train=train.TrainConfig(steps=1), seeds=[0]
+    )
+    param_key = jax.random.split(jax.random.key(0))[0]  # the trainer's key for seed 0
+    model = train.MLP(2, (8, 8), 2, kernel_init="he_normal", rngs=nnx.Rngs(params=param_key))
+    labels = data.y_train
+    report = diagnose(
+        model,
+        data.x_train,
+        loss_fn=lambda logits: optax.softmax_cross_entropy_with_integer_labels(
+            logits, labels
+        ).mean(),
+    )
+    run = study.runs[0]
+    np.testing.assert_allclose(
+        run["activation_std_at_init"], report.hidden_activation_std, rtol=1e-5
+    )
+    np.testing.assert_allclose(run["grad_norm_at_init"], report.grad_norm, rtol=1e-4)
+    assert run["loss_curve"][0] == pytest.approx(report.loss, rel=1e-5)
