@@ -284,11 +284,12 @@ def compute_fans(
       batch_axis: axis or axes that are ignored (stacked layers).
 
     Returns:
-      ``(fan_in, fan_out)`` as floats. Zero-size shapes give zero fans.
+      ``(fan_in, fan_out)`` as floats (a zero-size shape gives a zero fan; jax divides
+      by zero there).
 
     Raises:
       ValueError: if the shape has fewer than 2 dimensions with the default ``in_axis``,
-        or an axis is out of range or used twice.
+        or an axis is out of range or repeated within one argument.
 
     Examples:
       >>> import jinit
@@ -309,15 +310,19 @@ def compute_fans(
     ins = _axes_tuple("in_axis", in_axis, shape)
     outs = _axes_tuple("out_axis", out_axis, shape)
     batch = _axes_tuple("batch_axis", batch_axis, shape)
-    named = ins + outs + batch
-    if len(set(named)) != len(named):
-        raise ValueError(
-            f"`in_axis`={in_axis!r}, `out_axis`={out_axis!r} and `batch_axis`={batch_axis!r} "
-            f"must name different axes of shape {shape}."
-        )
-    receptive_field = math.prod(s for i, s in enumerate(shape) if i not in named)
-    fan_in = math.prod(shape[i] for i in ins) * receptive_field
-    fan_out = math.prod(shape[i] for i in outs) * receptive_field
+    in_size = math.prod(shape[i] for i in ins)
+    out_size = math.prod(shape[i] for i in outs)
+    batch_size = math.prod(shape[i] for i in batch)
+    if in_size and out_size and batch_size:
+        # jax's definition, kept exactly: the receptive field is what the named axes leave
+        # of the size. Axes may overlap; Flax's Embed relies on it (in_axis = out_axis = 0
+        # on (vocab, features) gives fan_in = features).
+        receptive_field = math.prod(shape) / in_size / out_size / batch_size
+    else:  # a zero-size weight: jax divides by zero here
+        named = set(ins + outs + batch)
+        receptive_field = math.prod(s for i, s in enumerate(shape) if i not in named)
+    fan_in = in_size * receptive_field
+    fan_out = out_size * receptive_field
     return float(fan_in), float(fan_out)
 
 

@@ -45,7 +45,12 @@ def _fans(shape, **kw):
 def _vs(scale, mode, **kw):
     def var(shape):
         fi, fo = _fans(shape, **kw)
-        n = {"fan_in": fi, "fan_out": fo, "fan_avg": (fi + fo) / 2, "fan_geo_avg": math.sqrt(fi * fo)}
+        n = {
+            "fan_in": fi,
+            "fan_out": fo,
+            "fan_avg": (fi + fo) / 2,
+            "fan_geo_avg": math.sqrt(fi * fo),
+        }
         return 0.0, scale / n[mode]
 
     return var
@@ -88,7 +93,9 @@ SIMPLE = [
         bound=lambda s: 0.5,
         complex_ok=False,
     ),
-    Entry("normal", lambda: jinit.normal(0.3), lambda: J.normal(0.3), moments=lambda s: (0.0, 0.09)),
+    Entry(
+        "normal", lambda: jinit.normal(0.3), lambda: J.normal(0.3), moments=lambda s: (0.0, 0.09)
+    ),
     Entry(
         "truncated_normal",
         lambda: jinit.truncated_normal(0.3),
@@ -186,7 +193,10 @@ EXTENSIONS = [
     Entry(
         "sparse",
         lambda: jinit.sparse(0.25, stddev=0.5),
-        moments=lambda s: (0.0, 0.25 * (1 - math.ceil(0.25 * math.prod(s[:-1])) / math.prod(s[:-1]))),
+        moments=lambda s: (
+            0.0,
+            0.25 * (1 - math.ceil(0.25 * math.prod(s[:-1])) / math.prod(s[:-1])),
+        ),
         complex_ok=False,
     ),
     Entry(
@@ -225,8 +235,12 @@ TORCH = [
         bound=lambda s: 1.0,
         complex_ok=False,
     ),
-    Entry("torch.xavier_uniform", lambda: jinit.torch.xavier_uniform(2.0), moments=_vs(4.0, "fan_avg")),
-    Entry("torch.xavier_normal", lambda: jinit.torch.xavier_normal(0.5), moments=_vs(0.25, "fan_avg")),
+    Entry(
+        "torch.xavier_uniform", lambda: jinit.torch.xavier_uniform(2.0), moments=_vs(4.0, "fan_avg")
+    ),
+    Entry(
+        "torch.xavier_normal", lambda: jinit.torch.xavier_normal(0.5), moments=_vs(0.25, "fan_avg")
+    ),
     Entry("torch.kaiming_uniform", jinit.torch.kaiming_uniform, moments=_vs(2.0, "fan_in")),
     Entry(
         "torch.kaiming_normal_fan_out",
@@ -238,7 +252,6 @@ TORCH = [
         jinit.torch.linear_default,
         moments=lambda s: (0.0, 1 / (3 * _torch_fan_in(s))),
         bound=lambda s: 1 / math.sqrt(_torch_fan_in(s)) * (1 + 1e-6),
-        complex_ok=False,
     ),
     Entry(
         "torch.bias_default",

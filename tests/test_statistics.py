@@ -81,7 +81,9 @@ def test_low_precision_moments(dtype):
 def test_torch_trunc_normal_bf16_small_std_does_not_pile_on_bounds():
     """A known PyTorch pitfall: bf16 truncated normal with small std piles mass on the bounds.
     jinit samples in float32 and casts, so the bounds hold no more mass than rounding puts."""
-    w = jinit.torch.trunc_normal(std=0.02, a=-0.04, b=0.04)(jax.random.key(0), (100000,), jnp.bfloat16)
+    w = jinit.torch.trunc_normal(std=0.02, a=-0.04, b=0.04)(
+        jax.random.key(0), (100000,), jnp.bfloat16
+    )
     at_bounds = np.mean(np.abs(np.asarray(w, np.float32)) >= 0.0399)
     assert at_bounds < 0.01
 
