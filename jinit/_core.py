@@ -135,8 +135,10 @@ def canonical_shape(shape: Any) -> Shape:
             raise TypeError(f"`shape` must be a sequence of ints; got {shape!r}.")
     dims = []
     for d in shape:
-        if isinstance(d, bool) or not isinstance(d, (int, np.integer)):
+        if not isinstance(d, (int, np.integer)) or isinstance(d, (bool, np.bool_)):
             try:
+                if isinstance(d, (bool, np.bool_)):
+                    raise TypeError
                 d = operator.index(d)
             except TypeError:
                 raise TypeError(
