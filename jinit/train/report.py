@@ -118,14 +118,20 @@ def findings(study: Study) -> list[str]:
 def markdown_report(study: Study) -> str:
     """The content of ``report.md``."""
     c = study.config
-    hidden = "x".join(str(w) for w in c["hidden"]) or "none"
+    widths = c["hidden"]
+    if not widths:
+        hidden = "no hidden layers"
+    elif len(set(widths)) == 1:
+        hidden = f"{len(widths)} hidden layers of {widths[0]}"
+    else:
+        hidden = "hidden widths " + ", ".join(str(w) for w in widths)
     batch = "full batch" if c["batch_size"] is None else f"batch {c['batch_size']}"
     lines = [
         "# Initializer comparison",
         "",
         f"- data: `{c['dataset']}` ({c['n_train']} train / {c['n_test']} test, "
         f"{c['n_features']} features, {c['n_classes']} classes)",
-        f"- model: MLP, hidden widths {hidden}, `{c['activation']}`, bias init `{c['bias_init']}`",
+        f"- model: MLP, {hidden}, `{c['activation']}`, bias init `{c['bias_init']}`",
         f"- training: {c['steps']} steps of `{c['optimizer']}`, learning rate "
         f"{c['learning_rate']}, {batch}; seeds {c['seeds']}",
         f"- {len(study.runs) * len(c['seeds'])} networks trained by one compiled program in "
