@@ -352,8 +352,36 @@ def _hashable(value: Any) -> Any:
     return value
 
 
+_INTERN_LIMIT = 4096
+_interned: dict[Any, Any] = {}
+
+
+class _Interned(type):
+    """Metaclass: building an initializer equal to a live one returns that one.
+
+    jax's jit cache holds functions weakly and is hit by equal, hashable functions that
+    are still alive; interning keeps one canonical instance of each initializer alive,
+    so ``jax.jit(jinit.he_normal())`` compiles once in a process, not once per build.
+    The table is bounded; initializers holding tracers are never interned.
+    """
+
+    def __call__(cls, *args, **kwargs):
+        obj = super().__call__(*args, **kwargs)
+        if any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree_util.tree_leaves(
+            [getattr(obj, f.name) for f in dataclasses.fields(obj)]
+        )):  # fmt: skip
+            return obj
+        existing = _interned.get(obj)
+        if existing is not None:
+            return existing
+        if len(_interned) >= _INTERN_LIMIT:
+            del _interned[next(iter(_interned))]
+        _interned[obj] = obj
+        return obj
+
+
 @dataclasses.dataclass(frozen=True, eq=False, repr=False)
-class Initializer:
+class Initializer(metaclass=_Interned):
     """Base class of every jinit initializer: a frozen value implementing the protocol.
 
     ``init(key, shape, dtype=None, out_sharding=None) -> jax.Array``, exactly as in

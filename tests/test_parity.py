@@ -97,7 +97,7 @@ def test_complex_same_values_as_jax(make, jax_make):
     ours = make()(key, (16, 8), jnp.complex64)
     if jax_make is None:
         init = make()
-        jax_make = lambda: J.variance_scaling(init.scale, init.mode, init.distribution)  # noqa: E731
+        jax_make = lambda: J.variance_scaling(init.scale, init.mode, init.distribution)
     theirs = jax_make()(key, (16, 8), jnp.complex64)
     assert ours.dtype == jnp.complex64
     np.testing.assert_allclose(ours, theirs, rtol=2e-6, atol=1e-7)

@@ -7,6 +7,7 @@ import pytest
 
 import jinit
 from tests.catalog import ALL, RANDOM
+from tests.conftest import count_compiles
 
 pytestmark = pytest.mark.usefixtures("strict_promotion")
 
@@ -57,7 +58,7 @@ def test_eval_shape(entry):
 
 @pytest.mark.parametrize("entry", ALL, ids=str)
 def test_zero_size_shapes_return_empty_arrays(entry):
-    for shape in [s[:-1] + (0,) for s in entry.shapes] + [(0,) + s[1:] for s in entry.shapes]:
+    for shape in [(*s[:-1], 0) for s in entry.shapes] + [(0, *s[1:]) for s in entry.shapes]:
         if entry.id.startswith("delta_orthogonal") and shape[-1] < shape[-2]:
             continue  # in <= out is required, empty or not
         out = entry.make()(jax.random.key(0), shape)
@@ -104,33 +105,39 @@ def test_reprs_name_the_scheme():
 
 
 def test_jit_of_a_freshly_built_initializer_compiles_once():
-    """jax.jit(jinit.he_normal()) reuses one program however often it is rebuilt."""
-    traces = []
-
-    @jax.jit
-    def probe(x):
-        traces.append(1)
-        return x
-
+    """jax.jit(jinit.he_normal()) reuses one program however often it is rebuilt: equal
+    initializers hash equally, so jax's jit cache hits. jax recompiles every closure."""
     key = jax.random.key(0)
-    jax.jit(jinit.he_normal(), static_argnums=1)(key, (8, 4))
-    n_cache = jax.jit(jinit.he_normal(), static_argnums=1)._cache_size()
-    for _ in range(3):
-        jax.jit(jinit.he_normal(), static_argnums=1)(key, (8, 4))
-    assert jax.jit(jinit.he_normal(), static_argnums=1)._cache_size() == n_cache
-    del probe, traces
+    jax.jit(jinit.he_normal(), static_argnums=1)(key, (8, 4))  # the one compile
+    jax.jit(jax.nn.initializers.he_normal(), static_argnums=1)(key, (8, 4))
+    with count_compiles() as ours:
+        for _ in range(3):
+            jax.jit(jinit.he_normal(), static_argnums=1)(key, (8, 4))
+    with count_compiles() as theirs:
+        for _ in range(3):
+            jax.jit(jax.nn.initializers.he_normal(), static_argnums=1)(key, (8, 4))
+    assert ours[0] == 0
+    assert theirs[0] == 3
 
 
-def test_eager_calls_do_not_recompile():
-    from jinit import _samplers
-
+def test_eager_calls_compile_once_per_shape():
+    """An eager call is one dispatch of a module-level compiled sampler: new initializer
+    objects and new hyperparameter values reuse it."""
     key = jax.random.key(0)
+    keys = [jax.random.fold_in(key, i) for i in range(5)]
     jinit.he_normal()(key, (16, 8))
-    before = _samplers.truncated_normal._cache_size()
-    for i in range(5):
-        jinit.he_normal()(jax.random.fold_in(key, i), (16, 8))
-        jinit.glorot_normal()(key, (16, 8))  # same sampler, other scale: traced, no compile
-    assert _samplers.truncated_normal._cache_size() == before
+    jinit.lecun_uniform()(key, (16, 8))
+    with count_compiles() as n:
+        for k in keys:
+            jinit.he_normal()(k, (16, 8))
+            jinit.glorot_normal()(k, (16, 8))  # same sampler, other scale: traced
+            jinit.lecun_uniform()(k, (16, 8))
+            jinit.variance_scaling(3.0, "fan_out", "uniform")(k, (16, 8))
+    assert n[0] == 0
+    with count_compiles() as n:
+        jinit.he_normal()(key, (16, 9))  # a new shape compiles, once
+        jinit.he_normal()(key, (16, 9))
+    assert n[0] == 1
 
 
 def test_traced_hyperparameters_are_accepted():
