@@ -236,3 +236,19 @@ def test_bad_arguments(method):
 def test_complex_rejected_by_real_methods(method):
     with pytest.raises(TypeError, match="real float dtype"):
         METHODS[method](jax.random.key(0), 3, 3, (), jnp.complex64)
+
+
+@pytest.mark.parametrize("n,m,block", [(40, 40, 16), (50, 37, 8), (37, 37, 37)])
+def test_blocked_householder_product_matches_one_block(n, m, block, monkeypatch):
+    z = jax.random.normal(jax.random.key(2), (2, n, m))
+    assert om._householder_block(n, m) == m  # small shapes: a single block
+    one = om._householder_from_gaussian(z)
+    monkeypatch.setattr(om, "_householder_block", lambda n_, m_: block)
+    blocked = om._householder_from_gaussian(z)  # same reflectors, product block by block
+    np.testing.assert_allclose(blocked, one, atol=2e-6)
+
+
+def test_householder_large_square_uses_blocks_and_is_orthogonal():
+    assert om._householder_block(300, 300) == 128
+    x = om.haar_householder(jax.random.key(0), 300, 300)
+    assert orthogonality_error(x) < 2e-5
