@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import textwrap
 from collections.abc import Sequence
 
 from jinit.train.datasets import DATASETS
@@ -66,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The ``jinit compare`` argument parser."""
     p = argparse.ArgumentParser(
         prog="jinit compare",
-        description=(
+        description=textwrap.fill(
             "Train a small Flax MLP from several initializers and seeds (one compiled program), "
             "print a table and write results.json, report.md, loss_curves.png and "
             "activations.png. Without arguments: 7 initializers x 3 seeds on 'spirals' with "
@@ -79,20 +80,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--n-samples",
         type=_positive_int,
+        metavar="N",
         default=None,
         help="examples before the split (default 500; digits: 1797)",
     )
     arch = p.add_argument_group("architecture (--hidden, or --depth and --width)")
-    arch.add_argument("--hidden", type=_widths, default=None, help="hidden widths, e.g. 10,5")
+    arch.add_argument(
+        "--hidden", type=_widths, default=None, metavar="W1,W2,...", help="hidden widths, e.g. 10,5"
+    )
     arch.add_argument(
         "--depth",
         type=_positive_int,
+        metavar="D",
         default=None,
         help=f"number of hidden layers (default {DEFAULT_DEPTH})",
     )
     arch.add_argument(
         "--width",
         type=_positive_int,
+        metavar="W",
         default=None,
         help=f"units per hidden layer (default {DEFAULT_WIDTH})",
     )
@@ -102,18 +108,24 @@ def build_parser() -> argparse.ArgumentParser:
         choices=tuple(ACTIVATIONS),
         help="hidden nonlinearity (default: relu)",
     )
-    arch.add_argument("--bias-init", default="zeros", help="bias initializer (default: zeros)")
+    arch.add_argument(
+        "--bias-init", default="zeros", metavar="NAME", help="bias initializer (default: zeros)"
+    )
     p.add_argument(
         "--inits",
         type=_names,
+        metavar="NAME,NAME,...",
         default=list(DEFAULT_INITS),
         help=f"comma-separated names accepted by jinit.get (default: {','.join(DEFAULT_INITS)})",
     )
-    p.add_argument("--seeds", type=_positive_int, default=3, help="seeds per init (default 3)")
+    p.add_argument(
+        "--seeds", type=_positive_int, metavar="N", default=3, help="seeds per init (default 3)"
+    )
     train = TrainConfig()
     p.add_argument(
         "--steps",
         type=_positive_int,
+        metavar="N",
         default=train.steps,
         help=f"optimizer steps (default {train.steps})",
     )
@@ -132,16 +144,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--batch-size",
         type=_positive_int,
+        metavar="N",
         default=None,
         help="minibatch size (default: full batch)",
     )
     p.add_argument(
         "--target-loss",
         type=_positive_float,
+        metavar="LOSS",
         default=train.target_loss,
         help=f"loss defining steps-to-target (default {train.target_loss})",
     )
-    p.add_argument("--out", default="runs/compare", help="output directory (default runs/compare)")
+    p.add_argument(
+        "--out",
+        default="runs/compare",
+        metavar="DIR",
+        help="output directory (default runs/compare)",
+    )
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return p
 
