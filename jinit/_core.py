@@ -226,6 +226,15 @@ def constrain(x: jax.Array, out_sharding: OutSharding) -> jax.Array:
     return jax.lax.with_sharding_constraint(x, out_sharding)
 
 
+def replicated(out_sharding: OutSharding) -> OutSharding:
+    """The fully replicated sharding on ``out_sharding``'s mesh (None stays None)."""
+    if out_sharding is None:
+        return None
+    if isinstance(out_sharding, NamedSharding):
+        return NamedSharding(out_sharding.mesh, PartitionSpec())
+    return PartitionSpec()
+
+
 def mesh_context(key: Any, out_sharding: OutSharding) -> contextlib.AbstractContextManager:
     """The mesh to enter for an eager call that produces an explicitly sharded array.
 

@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jinit import _random
-from jinit._core import OutSharding, Shape, constrain
+from jinit._core import OutSharding, Shape, constrain, replicated
 
 _STATIC = ("shape", "dtype", "out_sharding")
 
@@ -146,6 +146,9 @@ def orthogonal(
     n_rows = math.prod(shape[a] for a in rest)
     n_cols = shape[column_axis]
     q = _random.orthogonal(key, n_rows, n_cols, batch_shape, compute_dtype(dtype), method)
+    # The factorization is replicated work: pinning it replicated keeps the partitioner from
+    # splitting its reductions, which would change the rounding with the mesh.
+    q = constrain(q, replicated(out_sharding))
     # q has shape (*batch, n_rows, n_cols): unflatten the rows and put every axis back.
     q = q.reshape(batch_shape + tuple(shape[a] for a in rest) + (n_cols,))
     source_order = (*batch_axes, *rest, column_axis)
@@ -166,9 +169,11 @@ def sparse(key, stddev, *, shape, dtype, num_zeros: int, axis: int, out_sharding
     (the ranks of i.i.d. uniforms), independent across slices.
     """
     key_values, key_mask = jax.random.split(key)
-    values = (_random.normal(key_values, shape, compute_dtype(dtype), None) * stddev).astype(dtype)
+    zero = jnp.zeros((), compute_dtype(dtype))
+    values = normal(key_values, stddev, zero, shape=shape, dtype=dtype, out_sharding=None)
     u = jax.random.uniform(key_mask, shape)
     ranks = jnp.argsort(jnp.argsort(u, axis=axis), axis=axis)
+    ranks = constrain(ranks, replicated(out_sharding))  # the sort is replicated work
     return constrain(jnp.where(ranks < num_zeros, jnp.zeros((), dtype), values), out_sharding)
 
 

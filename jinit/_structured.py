@@ -9,7 +9,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 
 from jinit import _samplers
-from jinit._core import Initializer, check_dtype_arg, check_real
+from jinit._core import Initializer, check_dtype_arg, check_real, replicated
 from jinit._initializers import _empty, _in_dtype, _require_rank, _sqrt
 
 
@@ -143,7 +143,7 @@ class _Sparse(Initializer):
             dtype=dtype,
             num_zeros=num_zeros,
             axis=axis,
-            out_sharding=None,
+            out_sharding=replicated(out_sharding),
         )
         return _samplers.full(w.reshape(shape), shape=shape, dtype=dtype, out_sharding=out_sharding)
 
