@@ -10,12 +10,12 @@ import sys
 
 os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=8"
 
-import jax  # noqa: E402
-from jax.sharding import AxisType, NamedSharding  # noqa: E402
-from jax.sharding import PartitionSpec as P  # noqa: E402
+import jax
+from jax.sharding import AxisType, NamedSharding
+from jax.sharding import PartitionSpec as P
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import jinit  # noqa: E402
+import jinit
 
 SHAPE = (256, 128)
 # One initializer per sampler.
@@ -41,7 +41,7 @@ def main():
             ref = init(key, SHAPE)
             eager = init(key, SHAPE, out_sharding=sharding)
             with jax.sharding.set_mesh(mesh):
-                jitted_fn = jax.jit(lambda k, init=init: init(k, SHAPE, out_sharding=sharding))
+                jitted_fn = jax.jit(lambda k, init=init, s=sharding: init(k, SHAPE, out_sharding=s))
                 jitted = jitted_fn(key)
                 temp = jitted_fn.lower(key).compile().memory_analysis().temp_size_in_bytes
                 spec_p = init(key, SHAPE, out_sharding=P("data", None)).sharding.spec
