@@ -1,0 +1,814 @@
+"""Side-by-side timings of jinit and ``jax.nn.initializers`` (and ``torch.nn.init``).
+
+``jinit bench`` (or ``python benchmarks/run.py``) times every initializer of a small
+catalog against its jax counterpart, interleaved in the same process, in four modes:
+
+* ``eager``: a fresh initializer per call, ``make()(key, shape)``, as Flax uses them;
+* ``jit``: the steady state of ``jax.jit(lambda k: init(k, shape))``;
+* ``first_call``: the first eager call after ``jax.clear_caches()`` (tracing + compile);
+* ``jit_fresh``: ``jax.jit(make(), static_argnums=1)(key, shape)`` with a freshly built
+  initializer each time (jinit's interned initializers hit jax's cache; jax's closures
+  are new functions, so jax traces and compiles again).
+
+plus Haar-orthogonal sampling (jax's QR and jinit's methods), a stack of orthogonal
+matrices (``batch_axis=0`` against a loop and a vmap of jax calls), a sharded case (a
+subprocess with 8 simulated CPU devices), and the raw samplers in ns/element beside the
+physical floor (a jitted memory fill). Every number is the median of repeated runs after
+warm-up, each ended by ``block_until_ready``; the compared functions alternate within
+each repeat so that background load hits both alike.
+
+Results go to ``<out>/<backend>-<YYYY-MM-DD>.json`` and ``.md`` with a description of
+the machine. ``--quick`` runs a small subset (a smoke test, not a measurement).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import json
+import math
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import jinit
+from jinit import _orthogonal_methods, _threefry
+
+__all__ = ["main"]
+
+SCHEMA = "jinit-bench/1"
+MODES = ("eager", "jit", "first_call", "jit_fresh")
+ORTHOGONAL_METHODS = ("qr", "householder", "cholesky_qr2")
+
+
+# ----------------------------------------------------------------------------- timing
+
+
+def _block(x: Any) -> Any:
+    return jax.block_until_ready(x)
+
+
+def _interleaved(
+    fns: dict[str, Callable[[], Any]],
+    repeats: int,
+    warmup: int = 1,
+    budget_s: float = 20.0,
+    setup: Callable[[], Any] | None = None,
+) -> dict[str, list[float]]:
+    """Times each function ``repeats`` times, alternating them; returns seconds per run.
+
+    Warm-up calls are not timed. The number of repeats is cut (to no fewer than 3) when
+    one round would exceed ``budget_s``. ``setup`` runs untimed before every timed call.
+    """
+    round_s = 0.0
+    for _ in range(max(warmup, 0)):
+        for fn in fns.values():
+            if setup is not None:
+                setup()
+            t0 = time.perf_counter()
+            _block(fn())
+            round_s += time.perf_counter() - t0
+    if warmup:
+        round_s /= warmup
+        repeats = max(3, min(repeats, int(budget_s / max(round_s, 1e-9))))
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    items = list(fns.items())
+    for r in range(repeats):
+        for name, fn in items if r % 2 == 0 else items[::-1]:
+            if setup is not None:
+                setup()
+            t0 = time.perf_counter()
+            _block(fn())
+            times[name].append(time.perf_counter() - t0)
+    return times
+
+
+def _median(xs: Sequence[float]) -> float:
+    return float(statistics.median(xs)) if xs else float("nan")
+
+
+# ------------------------------------------------------------------------ the catalog
+
+
+@dataclasses.dataclass(frozen=True)
+class _Initializer:
+    """One initializer and its counterparts (factories, so each call can build afresh)."""
+
+    name: str
+    jinit: Callable[[], Callable[..., jax.Array]]
+    jax: Callable[[], Callable[..., jax.Array]]
+    torch: str | None = None  # name of the torch.nn.init function, called on torch.empty
+
+
+INITIALIZERS = [
+    _Initializer("he_normal", jinit.he_normal, jax.nn.initializers.he_normal, "trunc_normal_"),
+    _Initializer(
+        "glorot_uniform",
+        jinit.glorot_uniform,
+        jax.nn.initializers.glorot_uniform,
+        "xavier_uniform_",
+    ),
+    _Initializer(
+        "lecun_normal", jinit.lecun_normal, jax.nn.initializers.lecun_normal, "trunc_normal_"
+    ),
+    _Initializer(
+        "normal", lambda: jinit.normal(0.02), lambda: jax.nn.initializers.normal(0.02), "normal_"
+    ),
+    _Initializer(
+        "uniform", lambda: jinit.uniform(0.1), lambda: jax.nn.initializers.uniform(0.1), "uniform_"
+    ),
+]
+
+
+def _orthogonal_initializer(method: str) -> _Initializer:
+    return _Initializer(
+        "orthogonal" if method == "qr" else f"orthogonal[{method}]",
+        lambda: jinit.orthogonal(method=method),
+        jax.nn.initializers.orthogonal,
+        "orthogonal_",
+    )
+
+
+def _torch_module() -> Any:
+    try:
+        import torch
+    except ImportError:
+        return None
+    return torch
+
+
+def _torch_fn(torch: Any, name: str | None, shape: tuple[int, ...]) -> Callable[[], Any] | None:
+    if torch is None or name is None:
+        return None
+    init_fn = getattr(torch.nn.init, name)
+    # torch layout (out, in, *spatial) holds the same number of elements.
+    torch_shape = (shape[-1], shape[-2], *shape[:-2]) if len(shape) >= 2 else shape
+    return lambda: init_fn(torch.empty(torch_shape))
+
+
+def _floor_fn(shape: tuple[int, ...]) -> Callable[[], jax.Array]:
+    fill = jax.jit(lambda x: jnp.zeros(shape, jnp.float32) + x)
+    one = jnp.float32(1.0)
+    return lambda: fill(one)
+
+
+# ------------------------------------------------------------------------- the cases
+
+
+@dataclasses.dataclass
+class _Settings:
+    repeats: int
+    warmup: int
+    budget_s: float
+
+
+def _row(case: str, shape: Sequence[int], mode: str, baseline: str, times: dict) -> dict:
+    jinit_s = _median(times["jinit"])
+    base_s = _median(times[baseline])
+    row = {
+        "case": case,
+        "shape": list(shape),
+        "mode": mode,
+        "baseline": baseline,
+        "jinit_s": jinit_s,
+        "baseline_s": base_s,
+        "ratio": jinit_s / base_s if base_s > 0 else float("nan"),
+        "jinit_min_s": min(times["jinit"], default=float("nan")),
+        "baseline_min_s": min(times[baseline], default=float("nan")),
+        "runs": {k: [round(v, 7) for v in vs] for k, vs in times.items()},
+    }
+    if "torch" in times:
+        row["torch_s"] = _median(times["torch"])
+    if "floor" in times:
+        row["floor_s"] = _median(times["floor"])
+    return row
+
+
+def _jitted(init: Callable[..., jax.Array], shape: tuple[int, ...]) -> Callable[..., jax.Array]:
+    return jax.jit(lambda k: init(k, shape))
+
+
+def _bench_initializer(
+    spec: _Initializer,
+    shape: tuple[int, ...],
+    modes: Sequence[str],
+    settings: _Settings,
+    torch: Any,
+    key: jax.Array,
+) -> list[dict]:
+    rows = []
+    floor = _floor_fn(shape)
+    for mode in modes:
+        if mode == "eager":
+            fns: dict[str, Callable[[], Any]] = {
+                "jinit": lambda: spec.jinit()(key, shape),
+                "jax": lambda: spec.jax()(key, shape),
+                "floor": floor,
+            }
+            torch_fn = _torch_fn(torch, spec.torch, shape)
+            if torch_fn is not None:
+                fns["torch"] = torch_fn
+            times = _interleaved(fns, settings.repeats, settings.warmup, settings.budget_s)
+        elif mode == "jit":
+            ours = _jitted(spec.jinit(), shape)
+            theirs = _jitted(spec.jax(), shape)
+            fns = {
+                "jinit": lambda f=ours: f(key),
+                "jax": lambda f=theirs: f(key),
+                "floor": floor,
+            }
+            times = _interleaved(fns, settings.repeats, settings.warmup, settings.budget_s)
+        elif mode == "first_call":
+            fns = {"jinit": lambda: spec.jinit()(key, shape), "jax": lambda: spec.jax()(key, shape)}
+            times = _interleaved(
+                fns, max(3, settings.repeats // 2), 0, settings.budget_s, setup=jax.clear_caches
+            )
+        elif mode == "jit_fresh":
+            fns = {
+                "jinit": lambda: jax.jit(spec.jinit(), static_argnums=1)(key, shape),
+                "jax": lambda: jax.jit(spec.jax(), static_argnums=1)(key, shape),
+            }
+            times = _interleaved(fns, max(3, settings.repeats // 2), 1, settings.budget_s)
+        else:  # pragma: no cover - guarded by MODES
+            raise ValueError(f"unknown mode {mode!r}")
+        rows.append(_row(spec.name, shape, mode, "jax", times))
+    return rows
+
+
+def _bench_stack(
+    n_stack: int, n: int, settings: _Settings, torch: Any, key: jax.Array
+) -> list[dict]:
+    """``orthogonal(batch_axis=0)`` on ``(n_stack, n, n)`` against per-slice jax calls.
+
+    Every jinit method and both baselines (a Python loop of eager jax calls, and a jitted
+    vmap of the jax initializer) are timed in one interleaved set.
+    """
+    shape = (n_stack, n, n)
+    jax_init = jax.nn.initializers.orthogonal()
+    keys = jax.random.split(key, n_stack)
+    vmapped = jax.jit(jax.vmap(lambda k: jax_init(k, (n, n))))
+    fns: dict[str, Callable[[], Any]] = {
+        method: lambda m=method: jinit.orthogonal(batch_axis=0, method=m)(key, shape)
+        for method in ORTHOGONAL_METHODS
+    }
+    fns["jax-loop"] = lambda: jnp.stack([jax_init(k, (n, n)) for k in keys])
+    fns["jax-vmap"] = lambda: vmapped(keys)
+    fns["floor"] = _floor_fn(shape)
+    if torch is not None:
+        fns["torch"] = lambda: [torch.nn.init.orthogonal_(torch.empty(n, n)) for _ in keys]
+    times = _interleaved(fns, settings.repeats, settings.warmup, settings.budget_s)
+    rows = []
+    for method in ORTHOGONAL_METHODS:
+        name = "orthogonal_stack" if method == "qr" else f"orthogonal_stack[{method}]"
+        own = {k: v for k, v in times.items() if k not in ORTHOGONAL_METHODS}
+        own["jinit"] = times[method]
+        for baseline in ("jax-loop", "jax-vmap"):
+            rows.append(_row(name, shape, "eager", baseline, own))
+    return rows
+
+
+def _bench_samplers(n: int, settings: _Settings, key: jax.Array) -> list[dict]:
+    """The raw samplers, jitted, in ns/element: jinit's unrolled Threefry against jax."""
+    shape = (n, n)
+    pairs = {
+        "bits_u32": (
+            lambda k: _threefry.random_bits(k, shape, 32),
+            lambda k: jax.random.bits(k, shape, jnp.uint32),
+        ),
+        "uniform_f32": (
+            lambda k: _threefry.uniform(k, shape, jnp.float32),
+            lambda k: jax.random.uniform(k, shape, jnp.float32),
+        ),
+        "normal_f32": (
+            lambda k: _threefry.normal(k, shape, jnp.float32),
+            lambda k: jax.random.normal(k, shape, jnp.float32),
+        ),
+        "truncated_normal_f32": (
+            lambda k: _threefry.truncated_normal(k, -2.0, 2.0, shape, jnp.float32),
+            lambda k: jax.random.truncated_normal(k, -2.0, 2.0, shape, jnp.float32),
+        ),
+        "normal_bf16": (
+            lambda k: _threefry.normal(k, shape, jnp.bfloat16),
+            lambda k: jax.random.normal(k, shape, jnp.bfloat16),
+        ),
+    }
+    size = math.prod(shape)
+    floor = _floor_fn(shape)
+    rows = []
+    for name, (ours, theirs) in pairs.items():
+        f_ours, f_theirs = jax.jit(ours), jax.jit(theirs)
+        same = bool(np.array_equal(np.asarray(f_ours(key)), np.asarray(f_theirs(key))))
+        times = _interleaved(
+            {"jinit": lambda f=f_ours: f(key), "jax": lambda f=f_theirs: f(key), "floor": floor},
+            settings.repeats,
+            settings.warmup,
+            settings.budget_s,
+        )
+        row = _row(name, shape, "jit", "jax", times)
+        row["bit_identical"] = same
+        row["ns_per_element"] = {
+            k: _median(v) / size * 1e9 if size else float("nan") for k, v in times.items()
+        }
+        rows.append(row)
+    return rows
+
+
+def _bench_orthogonal_methods(n: int, m: int, settings: _Settings, key: jax.Array) -> list[dict]:
+    """The Haar samplers themselves (no initializer layer), against jax.random.orthogonal."""
+    theirs = jax.jit(lambda k: jax.random.orthogonal(k, n, (), None, m))
+    fns: dict[str, Callable[[], Any]] = {"jax": lambda: theirs(key)}
+    for method in ORTHOGONAL_METHODS:
+        fn = getattr(_orthogonal_methods, f"haar_{method}")
+        fns[method] = lambda fn=fn: fn(key, n, m)
+    times = _interleaved(fns, settings.repeats, settings.warmup, settings.budget_s)
+    rows = []
+    for method in ORTHOGONAL_METHODS:
+        row = _row(f"haar_{method}", (n, m), "eager", "jax", {**times, "jinit": times[method]})
+        row["runs"] = {"jinit": row["runs"]["jinit"], "jax": row["runs"]["jax"]}
+        rows.append(row)
+    return rows
+
+
+def _probe_seconds() -> float:
+    """Cost of the one-time self-check that guards the fast sampler path."""
+    saved = dict(_threefry._PROBE_RESULTS)
+    _threefry._PROBE_RESULTS.clear()
+    t0 = time.perf_counter()
+    _threefry.is_supported(jax.random.key(0))
+    elapsed = time.perf_counter() - t0
+    _threefry._PROBE_RESULTS.update(saved)
+    return elapsed
+
+
+# --------------------------------------------------------------------- sharded worker
+
+_SHARDED_SCRIPT = """
+import json, sys
+from jinit.bench import _sharded_worker
+print(json.dumps(_sharded_worker(**json.loads(sys.argv[1]))))
+"""
+
+
+def _sharded_worker(shape: list[int], repeats: int, warmup: int, budget_s: float) -> dict:
+    """Runs in a subprocess with 8 simulated devices: he_normal sharded over rows."""
+    from jax.sharding import AxisType, NamedSharding, PartitionSpec
+
+    shape_t = tuple(shape)
+    mesh = jax.make_mesh((8,), ("x",), axis_types=(AxisType.Auto,))
+    sharding = NamedSharding(mesh, PartitionSpec("x", None))
+    key = jax.random.key(0)
+    ours = jax.jit(lambda k: jinit.he_normal()(k, shape_t), out_shardings=sharding)
+    theirs = jax.jit(lambda k: jax.nn.initializers.he_normal()(k, shape_t), out_shardings=sharding)
+    same = bool(np.array_equal(np.asarray(ours(key)), np.asarray(theirs(key))))
+    mem = {}
+    for name, f in (("jinit", ours), ("jax", theirs)):
+        analysis = f.lower(key).compile().memory_analysis()
+        mem[name] = {
+            "temp_bytes": int(analysis.temp_size_in_bytes),
+            "output_bytes": int(analysis.output_size_in_bytes),
+        }
+    fns = {
+        "jinit": lambda: ours(key),
+        "jax": lambda: theirs(key),
+        "jinit_out_sharding": lambda: jinit.he_normal()(key, shape_t, out_sharding=sharding),
+    }
+    times = _interleaved(fns, repeats, warmup, budget_s)
+    row = _row("he_normal_sharded8", shape_t, "jit", "jax", times)
+    row["eager_out_sharding_s"] = _median(times["jinit_out_sharding"])
+    row["equal_values"] = same
+    row["memory_per_device"] = mem
+    row["full_bytes"] = int(math.prod(shape_t) * 4)
+    return row
+
+
+def _bench_sharded(shape: tuple[int, ...], settings: _Settings) -> list[dict]:
+    env = dict(os.environ)
+    env["XLA_FLAGS"] = (
+        env.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
+    ).strip()
+    env["JAX_PLATFORMS"] = "cpu"
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
+    args = {
+        "shape": list(shape),
+        "repeats": settings.repeats,
+        "warmup": settings.warmup,
+        "budget_s": settings.budget_s,
+    }
+    proc = subprocess.run(
+        [sys.executable, "-c", _SHARDED_SCRIPT, json.dumps(args)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        check=False,
+    )
+    if proc.returncode != 0:
+        return [{"case": "he_normal_sharded8", "error": proc.stderr[-2000:]}]
+    return [json.loads(proc.stdout.strip().splitlines()[-1])]
+
+
+# ------------------------------------------------------------------------ the machine
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _machine(torch: Any) -> dict:
+    import jaxlib
+
+    info: dict[str, Any] = {
+        "cpu": _cpu_model(),
+        "cores": os.cpu_count(),
+        "platform": platform.platform(terse=True),
+        "python": platform.python_version(),
+        "jax": jax.__version__,
+        "jaxlib": jaxlib.__version__,
+        "numpy": np.__version__,
+        "jinit": jinit.__version__,
+        "backend": jax.default_backend(),
+        "devices": [str(d.device_kind) for d in jax.devices()],
+        "jax_threefry_partitionable": bool(jax.config.jax_threefry_partitionable),
+        "torch": getattr(torch, "__version__", None),
+        "env": {
+            k: os.environ[k]
+            for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "XLA_FLAGS")
+            if k in os.environ
+        },
+    }
+    try:
+        info["load_average"] = [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        pass
+    try:
+        from threadpoolctl import threadpool_info
+
+        info["blas"] = [
+            {k: p.get(k) for k in ("internal_api", "version", "num_threads")}
+            for p in threadpool_info()
+        ]
+    except ImportError:
+        pass
+    return info
+
+
+# ------------------------------------------------------------------------- the report
+
+
+def _fmt_s(s: float | None) -> str:
+    if s is None or not math.isfinite(s):
+        return "-"
+    if s >= 1:
+        return f"{s:.2f} s"
+    if s >= 1e-3:
+        return f"{s * 1e3:.1f} ms"
+    return f"{s * 1e6:.0f} µs"
+
+
+def _goal(rows: list[dict], what: str, target: float, pick: Callable[[dict], bool]) -> dict:
+    matches = [r for r in rows if "ratio" in r and pick(r)]
+    measured = min((r["ratio"] for r in matches), default=float("nan"))
+    met = measured <= target if math.isfinite(measured) else None  # None: not measured
+    return {"goal": what, "target": target, "measured": measured, "met": met}
+
+
+def _goals(rows: list[dict]) -> list[dict]:
+    def is_(case, shape, mode, baseline="jax"):
+        return lambda r: (
+            r["case"] == case
+            and tuple(r["shape"]) == shape
+            and r["mode"] == mode
+            and r["baseline"] == baseline
+        )
+
+    ortho_methods = {"orthogonal", "orthogonal[householder]", "orthogonal[cholesky_qr2]"}
+    return [
+        _goal(rows, "he_normal eager at 256x256", 0.8, is_("he_normal", (256, 256), "eager")),
+        _goal(
+            rows,
+            "jax.jit of a freshly built he_normal at 256x256",
+            0.05,
+            is_("he_normal", (256, 256), "jit_fresh"),
+        ),
+        _goal(rows, "he_normal jitted at 2048x2048", 0.5, is_("he_normal", (2048, 2048), "jit")),
+        _goal(rows, "orthogonal (default) at 512x512", 1.1, is_("orthogonal", (512, 512), "eager")),
+        _goal(
+            rows,
+            "orthogonal, fastest method, at 512x512",
+            0.7,
+            lambda r: (
+                r["case"] in ortho_methods
+                and tuple(r["shape"]) == (512, 512)
+                and r["mode"] == "eager"
+            ),
+        ),
+        _goal(
+            rows,
+            "orthogonal stack (16,256,256), batch_axis=0 vs a loop of jax calls",
+            0.5,
+            lambda r: (
+                r["case"].startswith("orthogonal_stack")
+                and tuple(r["shape"]) == (16, 256, 256)
+                and r["baseline"] == "jax-loop"
+            ),
+        ),
+    ]
+
+
+def _markdown(report: dict) -> str:
+    m = report["machine"]
+    lines = [
+        f"# jinit benchmarks ({m['backend']}, {report['date']})",
+        "",
+        f"- machine: {m['cpu']}, {m['cores']} cores, {m['platform']}, load average "
+        f"{m.get('load_average', '?')}",
+        f"- jax {m['jax']} / jaxlib {m['jaxlib']}, numpy {m['numpy']}, torch {m['torch']}, "
+        f"python {m['python']}; env {m.get('env', {})}; BLAS {m.get('blas', '?')}",
+        f"- medians of up to {report['settings']['repeats']} interleaved runs after "
+        f"{report['settings']['warmup']} warm-up; ratio = jinit / baseline (lower is "
+        "better); floor = a jitted memory fill of the same shape",
+        f"- one-time self-check of the fast sampler path: {_fmt_s(report['probe_s'])}"
+        + (" (quick run: a smoke test, not a measurement)" if report["quick"] else ""),
+        "",
+        "## Goals",
+        "",
+        "| goal | target | measured | met |",
+        "|---|---|---|---|",
+    ]
+    for g in report["goals"]:
+        lines.append(
+            f"| {g['goal']} | <= {g['target']} | {g['measured']:.3f} | "
+            f"{ {True: 'yes', False: 'no', None: 'not measured'}[g['met']] } |"
+        )
+    lines += [
+        "",
+        "## Samplers (jitted, ns per element)",
+        "",
+        "| sampler | shape | jinit | jax | floor | ratio | bit-identical |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in report["samplers"]:
+        ns = r["ns_per_element"]
+        lines.append(
+            f"| {r['case']} | {tuple(r['shape'])} | {ns['jinit']:.2f} | {ns['jax']:.2f} | "
+            f"{ns['floor']:.2f} | {r['ratio']:.2f} | {r['bit_identical']} |"
+        )
+    lines += [
+        "",
+        "## Initializers",
+        "",
+        "| initializer | shape | mode | jinit | baseline | ratio | torch | floor |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in report["initializers"]:
+        lines.append(
+            f"| {r['case']} | {tuple(r['shape'])} | {r['mode']} | {_fmt_s(r['jinit_s'])} | "
+            f"{r['baseline']} {_fmt_s(r['baseline_s'])} | {r['ratio']:.3f} | "
+            f"{_fmt_s(r.get('torch_s'))} | {_fmt_s(r.get('floor_s'))} |"
+        )
+    lines += [
+        "",
+        "## Haar samplers (jinit._orthogonal_methods vs jax.random.orthogonal)",
+        "",
+        "| method | shape | jinit | jax | ratio |",
+        "|---|---|---|---|---|",
+    ]
+    for r in report["orthogonal_methods"]:
+        lines.append(
+            f"| {r['case']} | {tuple(r['shape'])} | {_fmt_s(r['jinit_s'])} | "
+            f"{_fmt_s(r['baseline_s'])} | {r['ratio']:.3f} |"
+        )
+    lines += ["", "## Sharded (8 simulated CPU devices, rows sharded)", ""]
+    for r in report["sharded"]:
+        if "error" in r:
+            lines.append(f"- failed: `{r['error'][-300:]}`")
+            continue
+        mem = r["memory_per_device"]
+        lines.append(
+            f"- he_normal {tuple(r['shape'])}: jinit {_fmt_s(r['jinit_s'])}, jax "
+            f"{_fmt_s(r['baseline_s'])} (ratio {r['ratio']:.3f}); eager with out_sharding "
+            f"{_fmt_s(r['eager_out_sharding_s'])}; equal values: {r['equal_values']}; per "
+            f"device temp/output bytes jinit {mem['jinit']['temp_bytes']}/"
+            f"{mem['jinit']['output_bytes']}, jax {mem['jax']['temp_bytes']}/"
+            f"{mem['jax']['output_bytes']} (full array {r['full_bytes']})"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _print_table(report: dict) -> None:
+    print(
+        f"{'case':34s} {'shape':18s} {'mode':10s} {'jinit':>10s} {'base':>10s} "
+        f"{'ratio':>7s} {'floor':>10s}"
+    )
+    for r in [
+        *report["samplers"],
+        *report["initializers"],
+        *report["orthogonal_methods"],
+        *[s for s in report["sharded"] if "ratio" in s],
+    ]:
+        case = r["case"] if r["baseline"] == "jax" else f"{r['case']} vs {r['baseline']}"
+        print(
+            f"{case:34s} {tuple(r['shape'])!s:18s} {r['mode']:10s} "
+            f"{_fmt_s(r['jinit_s']):>10s} {_fmt_s(r['baseline_s']):>10s} "
+            f"{r['ratio']:7.3f} {_fmt_s(r.get('floor_s')):>10s}"
+        )
+    for g in report["goals"]:
+        status = {True: "met", False: "NOT met", None: "not measured"}[g["met"]]
+        print(f"goal: {g['goal']}: {g['measured']:.3f} (target <= {g['target']}) {status}")
+
+
+# ------------------------------------------------------------------------------- main
+
+
+def _plan(quick: bool) -> dict:
+    if quick:
+        return {
+            "shapes": [(64, 64), (3, 3, 8, 16)],
+            "initializers": INITIALIZERS[:1],
+            "full_modes_shapes": {(64, 64)},
+            "orthogonal_shapes": [(32, 32)],
+            "orthogonal_full_modes": set(),
+            "stacks": [(4, 16)],
+            "sampler_n": 128,
+            "methods": [(64, 16)],
+            "sharded": (64, 32),
+            "repeats": 3,
+            "warmup": 1,
+            "budget_s": 2.0,
+        }
+    return {
+        "shapes": [(256, 256), (1024, 1024), (2048, 2048), (4096, 4096), (3, 3, 256, 256)],
+        "initializers": INITIALIZERS,
+        "full_modes_shapes": {(256, 256)},
+        "orthogonal_shapes": [(256, 256), (512, 512), (1024, 1024)],
+        "orthogonal_full_modes": {(256, 256)},
+        "stacks": [(16, 256), (32, 1024)],
+        "sampler_n": 2048,
+        "methods": [(512, 512), (1024, 1024), (2048, 2048), (4096, 256)],
+        "sharded": (4096, 4096),
+        "repeats": 9,
+        "warmup": 2,
+        "budget_s": 20.0,
+    }
+
+
+def run(
+    quick: bool = False,
+    out: str = os.path.join("benchmarks", "results"),
+    repeats: int | None = None,
+    sharded: bool = True,
+    torch_enabled: bool = True,
+    verbose: bool = True,
+) -> dict:
+    """Runs the benchmark and writes ``<out>/<backend>-<date>.{json,md}``; returns the report."""
+    plan = _plan(quick)
+    settings = _Settings(repeats or plan["repeats"], plan["warmup"], plan["budget_s"])
+    torch = _torch_module() if torch_enabled else None
+    key = jax.random.key(0)
+
+    def log(msg: str) -> None:
+        if verbose:
+            print(msg, file=sys.stderr, flush=True)
+
+    probe_s = _probe_seconds()
+    log("samplers")
+    samplers = _bench_samplers(plan["sampler_n"], settings, key)
+    initializers: list[dict] = []
+    for spec in plan["initializers"]:
+        for shape in plan["shapes"]:
+            modes = MODES if shape in plan["full_modes_shapes"] else ("eager", "jit")
+            log(f"{spec.name} {shape}")
+            initializers += _bench_initializer(spec, shape, modes, settings, torch, key)
+    for method in ORTHOGONAL_METHODS:
+        spec = _orthogonal_initializer(method)
+        for shape in plan["orthogonal_shapes"]:
+            full = shape in plan["orthogonal_full_modes"] and method == "qr"
+            modes = MODES if full else ("eager", "jit")
+            log(f"{spec.name} {shape}")
+            initializers += _bench_initializer(spec, shape, modes, settings, torch, key)
+    for n_stack, n in plan["stacks"]:
+        log(f"orthogonal stack {(n_stack, n, n)}")
+        initializers += _bench_stack(n_stack, n, settings, torch, key)
+    methods: list[dict] = []
+    for n, m in plan["methods"]:
+        log(f"haar methods {(n, m)}")
+        methods += _bench_orthogonal_methods(n, m, settings, key)
+    sharded_rows = []
+    if sharded:
+        log(f"sharded {plan['sharded']}")
+        sharded_rows = _bench_sharded(plan["sharded"], settings)
+
+    now = datetime.datetime.now()
+    report = {
+        "schema": SCHEMA,
+        "date": now.strftime("%Y-%m-%d"),
+        "timestamp": now.isoformat(timespec="seconds"),
+        "quick": quick,
+        "machine": _machine(torch),
+        "settings": dataclasses.asdict(settings),
+        "probe_s": probe_s,
+        "samplers": samplers,
+        "initializers": initializers,
+        "orthogonal_methods": methods,
+        "sharded": sharded_rows,
+    }
+    report["goals"] = _goals([*initializers, *methods])
+    os.makedirs(out, exist_ok=True)
+    stem = os.path.join(out, f"{report['machine']['backend']}-{report['date']}")
+    with open(stem + ".json", "w", encoding="utf-8") as f:
+        json.dump(report, f, indent=1, allow_nan=True)
+        f.write("\n")
+    with open(stem + ".md", "w", encoding="utf-8") as f:
+        f.write(_markdown(report))
+    report["paths"] = [stem + ".json", stem + ".md"]
+    return report
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command line: ``jinit bench [--quick] [--out DIR] [--repeats N] ...``.
+
+    Args:
+        argv: arguments (without the program name); ``None`` reads ``sys.argv``.
+
+    Returns:
+        The process exit status (0 on success).
+    """
+    parser = argparse.ArgumentParser(
+        prog="jinit bench",
+        description="Time jinit against jax.nn.initializers (and torch.nn.init) and write "
+        "<out>/<backend>-<date>.{json,md}.",
+    )
+    parser.add_argument("--quick", action="store_true", help="small subset (smoke test)")
+    parser.add_argument(
+        "--out",
+        default=os.path.join("benchmarks", "results"),
+        metavar="DIR",
+        help="output directory (default: benchmarks/results)",
+    )
+    parser.add_argument("--repeats", type=int, default=None, metavar="N", help="timed runs")
+    parser.add_argument("--no-sharded", action="store_true", help="skip the 8-device case")
+    parser.add_argument("--no-torch", action="store_true", help="skip torch.nn.init")
+    parser.add_argument(
+        "--blas-threads",
+        type=int,
+        default=None,
+        metavar="N",
+        help="limit BLAS/LAPACK threads (threadpoolctl) for QR/Cholesky on both sides",
+    )
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress or table")
+    args = parser.parse_args(argv)
+    if args.repeats is not None and args.repeats < 1:
+        parser.error(f"--repeats must be a positive int; got {args.repeats}")
+    if args.blas_threads is not None and args.blas_threads < 1:
+        parser.error(f"--blas-threads must be a positive int; got {args.blas_threads}")
+
+    limiter = None
+    if args.blas_threads is not None:
+        try:
+            from threadpoolctl import threadpool_limits
+        except ImportError:
+            parser.error("--blas-threads needs the threadpoolctl package")
+        os.environ["OPENBLAS_NUM_THREADS"] = str(args.blas_threads)  # for the subprocess
+        try:  # jaxlib's CPU LAPACK comes from scipy: load it so that the limit applies
+            import scipy.linalg.cython_lapack  # noqa: F401
+        except ImportError:
+            pass
+        limiter = threadpool_limits(limits=args.blas_threads, user_api="blas")
+    try:
+        report = run(
+            quick=args.quick,
+            out=args.out,
+            repeats=args.repeats,
+            sharded=not args.no_sharded,
+            torch_enabled=not args.no_torch,
+            verbose=not args.quiet,
+        )
+    finally:
+        if limiter is not None:
+            limiter.restore_original_limits()
+    if not args.quiet:
+        _print_table(report)
+        print("wrote " + " and ".join(report["paths"]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

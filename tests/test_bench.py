@@ -1,0 +1,37 @@
+"""Smoke test of the benchmark harness: it runs and writes valid JSON (no timing checks)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+from jinit import bench
+
+
+def test_quick_benchmark_writes_valid_json_and_markdown(tmp_path, capsys):
+    assert bench.main(["--quick", "--out", str(tmp_path), "--repeats", "3"]) == 0
+    jsons = list(tmp_path.glob("*.json"))
+    mds = list(tmp_path.glob("*.md"))
+    assert len(jsons) == 1 and len(mds) == 1
+    assert jsons[0].stem == mds[0].stem
+    report = json.loads(jsons[0].read_text())
+    assert report["schema"] == bench.SCHEMA
+    assert report["quick"] is True
+    assert jsons[0].stem == f"{report['machine']['backend']}-{report['date']}"
+    machine = report["machine"]
+    for field in ("cpu", "cores", "jax", "backend"):
+        assert machine[field]
+    modes = {r["mode"] for r in report["initializers"]}
+    assert modes == set(bench.MODES)
+    for row in [*report["samplers"], *report["initializers"], *report["orthogonal_methods"]]:
+        assert row["jinit_s"] > 0 and row["baseline_s"] > 0
+        assert math.isfinite(row["ratio"])
+    assert all(r["bit_identical"] for r in report["samplers"])
+    baselines = {r["baseline"] for r in report["initializers"]}
+    assert {"jax", "jax-loop", "jax-vmap"} <= baselines
+    (sharded,) = report["sharded"]
+    assert "error" not in sharded, sharded.get("error")
+    assert sharded["equal_values"]
+    assert {g["goal"] for g in report["goals"]}
+    assert "# jinit benchmarks" in mds[0].read_text()
+    assert "goal:" in capsys.readouterr().out
