@@ -36,11 +36,12 @@ def expected_std(init, shape: tuple[int, ...]) -> float | None:
     return None
 
 
-def rows(seed: int = 0) -> list[tuple[str, str, list[str]]]:
-    """(name, repr, cells) for every initializer that builds with its defaults."""
+def rows(seed: int = 0, names: list[str] | None = None) -> list[tuple[str, str, list[str]]]:
+    """(name, repr, cells) for every initializer (or those in ``names``) that builds with
+    its defaults."""
     key = jax.random.key(seed)
     out = []
-    for name in known_names():
+    for name in known_names() if names is None else names:
         try:
             init = get(name)
         except (TypeError, ValueError):  # needs arguments (constant, sparse, bias_default)
