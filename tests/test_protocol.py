@@ -25,14 +25,13 @@ def test_eager_jit_vmap_agree(entry):
     init = entry.make()
     keys = jax.random.split(jax.random.key(4), 3)
     eager = init(keys[1], shape)
-    jitted = jax.jit(init, static_argnums=1)(keys[1], shape)
-    vmapped = jax.vmap(lambda k: init(k, shape))(keys)
+    # One compiled program checks both transforms: jit(vmap(init)) over three keys.
+    batched = jax.jit(jax.vmap(lambda k: init(k, shape)))(keys)
     if entry.id in ULP_TOLERANT:
-        np.testing.assert_allclose(eager, jitted, rtol=2e-6, atol=1e-7)
-        np.testing.assert_allclose(eager, vmapped[1], rtol=2e-6, atol=1e-7)
+        np.testing.assert_allclose(eager, batched[1], rtol=2e-6, atol=1e-7)
     else:
-        np.testing.assert_array_equal(eager, jitted)
-        np.testing.assert_array_equal(eager, vmapped[1])
+        np.testing.assert_array_equal(eager, batched[1])
+    vmapped = batched
     assert eager.shape == shape and eager.dtype == jnp.float32
     if entry.random:
         assert not np.array_equal(vmapped[0], vmapped[1]), "different keys, same values"
@@ -78,12 +77,12 @@ def test_real_only_initializers_refuse_complex(entry):
         entry.make()(jax.random.key(0), entry.shapes[0], jnp.complex64)
 
 
-@pytest.mark.parametrize("dtype", [jnp.float16, jnp.bfloat16, jnp.float32])
 @pytest.mark.parametrize("entry", RANDOM, ids=str)
-def test_dtypes_are_respected_and_finite(entry, dtype):
-    out = entry.make()(jax.random.key(1), entry.shapes[-1], dtype)
-    assert out.dtype == dtype
-    assert np.isfinite(np.asarray(out, np.float32)).all()
+def test_dtypes_are_respected_and_finite(entry):
+    for dtype in (jnp.float16, jnp.bfloat16):  # float32 everywhere else
+        out = entry.make()(jax.random.key(1), entry.shapes[-1], dtype)
+        assert out.dtype == dtype
+        assert np.isfinite(np.asarray(out, np.float32)).all()
 
 
 def test_equal_arguments_give_equal_hashable_initializers():
