@@ -149,9 +149,13 @@ def test_same_definitions_as_trainer():
     _, hidden = mlp.forward_with_activations(x)
     np.testing.assert_allclose(d.hidden_activation_std, [h.std() for h in hidden], rtol=RTOL)
     graphdef, params = nnx.split(mlp)
-    grads = jax.grad(lambda p: ce(nnx.merge(graphdef, p)(x)))(params)
-    kernels = nnx.merge(graphdef, grads).kernels()
-    np.testing.assert_allclose(d.grad_norm, [jnp.linalg.norm(k) for k in kernels], rtol=RTOL)
+
+    @jax.jit  # one compilation instead of one per eager op
+    def kernel_grad_norms(params):
+        grads = jax.grad(lambda p: ce(nnx.merge(graphdef, p)(x)))(params)
+        return [jnp.linalg.norm(k) for k in nnx.merge(graphdef, grads).kernels()]
+
+    np.testing.assert_allclose(d.grad_norm, kernel_grad_norms(params), rtol=RTOL)
 
 
 def test_bad_inputs(weights):
@@ -162,3 +166,25 @@ def test_bad_inputs(weights):
         jinit.diagnose(3, x)
     with pytest.raises(TypeError, match="`loss_fn`"):
         jinit.diagnose(_nnx_model(weights), x, loss_fn=1)
+
+
+def test_linen_top_level_layer_has_a_gradient(weights):
+    # A bare nn.Dense: its scope path is empty, its kernel is variables["params"]["kernel"].
+    x, w, b = (jnp.asarray(weights[k]) for k in ("x", "w1", "b1"))
+    d = jinit.diagnose((nn.Dense(5), {"params": {"kernel": w, "bias": b}}), x)
+    assert [(r.path, r.kind) for r in d] == [("", "Dense")]
+    y = np.asarray(x, np.float64) @ np.asarray(w, np.float64) + np.asarray(b, np.float64)
+    dw = np.asarray(x, np.float64).T @ (y / y.size)  # loss mean(y^2) / 2
+    assert d.grad_norm == pytest.approx([np.linalg.norm(dw)], rel=RTOL)
+
+
+def test_trainer_gradient_norms_need_the_trainer_loss(weights):
+    # The docstring's claim, both ways: the default loss gives other gradient norms.
+    mlp, x = _nnx_model(weights), jnp.asarray(weights["x"])
+    y = jnp.arange(x.shape[0]) % 2
+    ce = jinit.diagnose(
+        mlp, x, loss_fn=lambda z: optax.softmax_cross_entropy_with_integer_labels(z, y).mean()
+    )
+    default = jinit.diagnose(mlp, x)
+    assert ce.hidden_activation_std == default.hidden_activation_std
+    assert not np.allclose(ce.grad_norm, default.grad_norm, rtol=0.01)

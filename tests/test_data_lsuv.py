@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import itertools
+import math
+import re
+import threading
 
 import flax.linen as nn
 import jax
@@ -16,10 +19,34 @@ import jinit
 TOL = 0.1
 
 
+def _lecun_numpy(key, shape, dtype=jnp.float32):
+    """LeCun normal drawn by NumPy: no XLA compilation per shape, which keeps these tests
+    fast (jax's samplers compile once per kernel shape, about a second each on CPU)."""
+    rng = np.random.default_rng(np.asarray(jax.random.key_data(key)))
+    fan_in = math.prod(shape[:-1])
+    return jnp.asarray(rng.standard_normal(shape) / math.sqrt(fan_in), dtype)
+
+
+FAST = {"kernel_init": _lecun_numpy}
+
+
+def _linen_init(module: nn.Module, *args, **kwargs):
+    """Variables like ``module.init``'s (kernels LeCun normal, the rest zero), drawn by
+    NumPy: linen initializes under jit, where a NumPy initializer cannot run."""
+    shapes = jax.eval_shape(lambda k, *a: module.init(k, *a, **kwargs), jax.random.key(0), *args)
+    leaves, treedef = jax.tree_util.tree_flatten(shapes)
+    keys = jax.random.split(jax.random.key(0), len(leaves))
+    values = [
+        _lecun_numpy(k, s.shape, s.dtype) if len(s.shape) >= 2 else jnp.zeros(s.shape, s.dtype)
+        for k, s in zip(keys, leaves, strict=True)
+    ]
+    return jax.tree_util.tree_unflatten(treedef, values)
+
+
 def _mlp(rngs: nnx.Rngs, widths=(12, 48, 48, 32, 5), act=nnx.relu) -> nnx.Sequential:
     layers = []
     for i, (a, b) in enumerate(itertools.pairwise(widths)):
-        layers.append(nnx.Linear(a, b, rngs=rngs))
+        layers.append(nnx.Linear(a, b, **FAST, rngs=rngs))
         if i < len(widths) - 2:
             layers.append(act)
     return nnx.Sequential(*layers)
@@ -27,9 +54,9 @@ def _mlp(rngs: nnx.Rngs, widths=(12, 48, 48, 32, 5), act=nnx.relu) -> nnx.Sequen
 
 class _CNN(nnx.Module):
     def __init__(self, rngs: nnx.Rngs):
-        self.conv1 = nnx.Conv(3, 8, (3, 3), rngs=rngs)
-        self.conv2 = nnx.Conv(8, 16, (3, 3), strides=2, rngs=rngs)
-        self.head = nnx.Linear(16 * 4 * 4, 10, rngs=rngs)
+        self.conv1 = nnx.Conv(3, 8, (3, 3), **FAST, rngs=rngs)
+        self.conv2 = nnx.Conv(8, 16, (3, 3), strides=2, **FAST, rngs=rngs)
+        self.head = nnx.Linear(16 * 4 * 4, 10, **FAST, rngs=rngs)
 
     def __call__(self, x):
         x = nnx.relu(self.conv1(x))
@@ -123,7 +150,7 @@ def test_lsuv_without_preinit_keeps_direction(x_mlp):
 
 def test_lsuv_linen_mlp_and_cnn(x_mlp, x_img):
     for module, x in ((_LinenMLP(), x_mlp), (_LinenCNN(), x_img)):
-        variables = module.init(jax.random.key(0), x)
+        variables = _linen_init(module, x)
         old = jax.tree_util.tree_map(np.asarray, variables)
         new, report = jinit.lsuv_linen(module, variables, x, tol=TOL)
         assert report.converged, str(report)
@@ -144,7 +171,7 @@ def test_lsuv_linen_apply_kwargs(x_mlp):
             x = nn.Dropout(0.5, deterministic=not train)(nn.relu(x))
             return nn.Dense(4)(x)
 
-    v = Drop().init(jax.random.key(0), x_mlp, train=False)
+    v = _linen_init(Drop(), x_mlp, train=False)
     _, report = jinit.lsuv_linen(Drop(), v, x_mlp, train=False)
     assert report.converged and len(report) == 2
 
@@ -193,8 +220,8 @@ def test_lsuv_max_iters_reason(x_mlp):
 def test_lsuv_records_call_order_not_attribute_order():
     class Reversed(nnx.Module):
         def __init__(self, rngs):
-            self.a = nnx.Linear(8, 8, rngs=rngs)
-            self.b = nnx.Linear(4, 8, rngs=rngs)
+            self.a = nnx.Linear(8, 8, **FAST, rngs=rngs)
+            self.b = nnx.Linear(4, 8, **FAST, rngs=rngs)
 
         def __call__(self, x):
             return self.a(nnx.tanh(self.b(x)))
@@ -210,6 +237,20 @@ def test_lsuv_bad_arguments(x_mlp):
         jinit.lsuv(model, x_mlp, tol=0.0)
     with pytest.raises(ValueError, match="`max_iters`"):
         jinit.lsuv(model, x_mlp, max_iters=-1)
+    for tol in ("a", None, True, 1j, [0.1]):
+        with pytest.raises(
+            TypeError, match=f"`tol` must be a real number; got {re.escape(repr(tol))}"
+        ):
+            jinit.lsuv(model, x_mlp, tol=tol)
+        with pytest.raises(TypeError, match="`tol`"):
+            jinit.lsuv_linen(_LinenMLP(), {"params": {}}, x_mlp, tol=tol)
+    for max_iters in (2.0, "3", None, True):
+        with pytest.raises(
+            TypeError, match=f"`max_iters` must be an int; got {re.escape(repr(max_iters))}"
+        ):
+            jinit.lsuv(model, x_mlp, max_iters=max_iters)
+    with pytest.raises(ValueError, match=r"`tol` must be a number in \(0, 1\); got 1.5"):
+        jinit.lsuv(model, x_mlp, tol=1.5)
     with pytest.raises(TypeError, match="lsuv_linen"):
         jinit.lsuv(_LinenMLP(), x_mlp)
     with pytest.raises(ValueError, match=r"no nnx\.Linear"):
@@ -233,9 +274,64 @@ def test_lsuv_linen_partitioned_params(x_mlp):
             init = nn.with_partitioning(nn.initializers.lecun_normal(), (None, "model"))
             return nn.Dense(4, kernel_init=init)(nn.relu(nn.Dense(16, kernel_init=init)(x)))
 
-    variables = M().init(jax.random.key(0), x_mlp)
+    variables = _linen_init(M(), x_mlp)
     new, report = jinit.lsuv_linen(M(), variables, x_mlp)
     assert report.converged and len(report) == 2
     assert isinstance(new["params"]["Dense_0"]["kernel"], nn.Partitioned)
     d = jinit.diagnose((M(), new), x_mlp)
     assert all(abs(r.output_std**2 - 1) < TOL for r in d)
+
+
+def test_lsuv_accepts_numpy_scalars(x_mlp):
+    model = _mlp(nnx.Rngs(0), widths=(12, 16, 4))
+    report = jinit.lsuv(model, x_mlp, tol=np.float32(0.1), max_iters=np.int64(5))
+    assert report.converged
+
+
+def test_lsuv_linen_top_level_layer(x_mlp):
+    # A bare nn.Dense: its scope path is empty, its kernel is variables["params"]["kernel"].
+    variables = _linen_init(nn.Dense(8), x_mlp)
+    new, report = jinit.lsuv_linen(nn.Dense(8), variables, x_mlp)
+    assert [(r.path, r.kind) for r in report] == [("", "Dense")] and report.converged
+    assert abs(float(nn.Dense(8).apply(new, x_mlp).var()) - 1) < TOL
+
+
+def test_concurrent_captures_do_not_unpatch_each_other():
+    """Thread A's capture starts first and ends while thread B's runs: B must still record."""
+    from jinit.data import _capture
+
+    original = nnx.Linear.__dict__["__call__"]
+    a_in, b_in, a_out = threading.Event(), threading.Event(), threading.Event()
+    seen: dict[str, list] = {}
+    errors: list[BaseException] = []
+    x = jnp.ones((1, 2))
+
+    def capture(name, entered, wait_to_enter, wait_to_call):
+        try:
+            layer = nnx.Linear(2, 2, **FAST, rngs=nnx.Rngs(0))
+            if wait_to_enter is not None:
+                assert wait_to_enter.wait(10)
+            with _capture.record_nnx(layer) as rec:
+                entered.set()
+                assert wait_to_call.wait(10)
+                layer(x)
+            seen[name] = rec
+        except BaseException as e:  # reported by the main thread
+            errors.append(e)
+        finally:
+            entered.set()
+            if name == "a":
+                a_out.set()
+
+    threads = [
+        threading.Thread(target=capture, args=("a", a_in, None, b_in)),
+        threading.Thread(target=capture, args=("b", b_in, a_in, a_out)),
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(20)
+    assert not errors, errors
+    assert [r[0] for r in seen["a"]] == [""], "thread A recorded nothing"
+    assert [r[0] for r in seen["b"]] == [""], "thread B recorded nothing: A unpatched Linear"
+    assert nnx.Linear.__dict__["__call__"] is original  # restored once both ended

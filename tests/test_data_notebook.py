@@ -15,6 +15,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "notebooks" / "05_lsuv_and_transfer.ipynb"
 
 
+@pytest.mark.slow
 def test_notebook_runs(monkeypatch):
     # The kernel must import this checkout's jinit, installed or not.
     paths = [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]

@@ -6,6 +6,7 @@ For n i.i.d. N(0, s^2) samples the sample variance has standard error s^2 * sqrt
 from __future__ import annotations
 
 import math
+import re
 
 import jax
 import jax.numpy as jnp
@@ -42,8 +43,11 @@ def test_gpt2_residual_formula(n_layers):
 
 
 def test_gpt2_residual_custom_std_and_dtype():
-    w = jinit.gpt2_residual_normal(4, stddev=0.1, dtype=jnp.bfloat16)(KEY, (64, 64))
+    init = jinit.gpt2_residual_normal(4, stddev=0.1, dtype=jnp.bfloat16)
+    assert init == jinit.normal(0.1 / math.sqrt(8), jnp.bfloat16)
+    w = init(KEY, (256, 256))
     assert w.dtype == jnp.bfloat16
+    _check_normal(w, (0.1 / math.sqrt(2 * 4)) ** 2)
     with pytest.raises(ValueError, match="`n_layers`"):
         jinit.gpt2_residual_normal(0)
 
@@ -61,7 +65,7 @@ def test_deepnorm_encoder_or_decoder_only(n):
 
 
 def test_deepnorm_encoder_decoder():
-    n, m = 100, 100
+    n, m = 12, 6  # different, so a swap of N and M fails
     assert jinit.deepnorm_alpha(n, m, part="encoder") == pytest.approx(
         0.81 * (n**4 * m) ** (1 / 16)
     )
@@ -152,3 +156,48 @@ def test_width_scaling_of_readout_vs_hidden():
     (h1, l1), (h2, l2) = ratios
     assert abs(h1 - 1) < 0.05 and abs(h2 - 1) < 0.05
     assert abs(l1 - 1) < 0.1 and abs(l2 - 1) < 0.1
+
+
+# --------------------------------------------------------------------------------------
+# Argument kinds and values
+# --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("call", "arg"),
+    [
+        (lambda v: jinit.gpt2_residual_normal(v), "n_layers"),
+        (lambda v: jinit.deepnorm_alpha(encoder_layers=v), "encoder_layers"),
+        (lambda v: jinit.deepnorm_beta(decoder_layers=v), "decoder_layers"),
+        (lambda v: jinit.deepnorm_normal(6, v, part="encoder"), "decoder_layers"),
+        (lambda v: jinit.fixup_scale(v, 2), "num_branches"),
+        (lambda v: jinit.fixup_branch(16, v), "branch_depth"),
+    ],
+)
+def test_counts_reject_other_kinds_and_accept_numpy_ints(call, arg):
+    for bad in (12.0, "12", None, True, np.float32(12)):
+        with pytest.raises(TypeError, match=f"`{arg}` must be an int.*got {re.escape(repr(bad))}"):
+            call(bad)
+    with pytest.raises(ValueError, match=f"`{arg}` must be an int >= .*got -3"):
+        call(-3)
+    assert call(np.int64(12)) == call(12)
+
+
+def test_float_arguments_kind_and_value():
+    with pytest.raises(TypeError, match=r"`stddev`.*'a'"):
+        jinit.gpt2_residual_normal(12, stddev="a")
+    with pytest.raises(ValueError, match=r"`stddev`.*-0.1"):
+        jinit.gpt2_residual_normal(12, stddev=-0.1)
+    assert jinit.gpt2_residual_normal(12, stddev=np.float32(0.5)) == jinit.gpt2_residual_normal(
+        12, stddev=0.5
+    )
+    for factory in (jinit.mup_hidden, jinit.mup_readout):
+        with pytest.raises(TypeError, match="`scale`"):
+            factory("1")
+        with pytest.raises(ValueError, match=r"`scale`.*-1"):
+            factory(-1.0)
+        assert factory(2) == factory(2.0)
+    with pytest.raises(TypeError, match=r"`part`.*got 1"):
+        jinit.deepnorm_alpha(6, 6, part=1)
+    with pytest.raises(ValueError, match=r"`part`.*'middle'"):
+        jinit.deepnorm_alpha(6, 6, part="middle")

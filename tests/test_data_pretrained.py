@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import struct
 
@@ -190,6 +191,156 @@ def test_malformed_safetensors(tmp_path):
         jinit.from_checkpoint(path, "w")
 
 
+def _raw_safetensors(path, header, data: bytes = b"") -> None:
+    h = header if isinstance(header, bytes) else json.dumps(header).encode()
+    path.write_bytes(struct.pack("<Q", len(h)) + h + data)
+
+
+def _entry(**changes):
+    """A header with one tensor 'w' (2x2 float32, 16 bytes), with fields changed or dropped."""
+    entry = {"dtype": "F32", "shape": [2, 2], "data_offsets": [0, 16]}
+    entry.update(changes)
+    return {"w": {k: v for k, v in entry.items() if v is not _DROP}}
+
+
+_DROP = object()
+_MALFORMED = {
+    "negative dims": (_entry(shape=[-2, -2]), r"tensor 'w' has shape \[-2, -2\]"),
+    "int64 overflow": (_entry(shape=[2**62, 4], data_offsets=[0, 0]), "'w'.*too large"),
+    "huge dim": (_entry(shape=[2**70], data_offsets=[0, 16]), "'w'.*too large"),
+    "float dim": (_entry(shape=[2.0, 2]), r"tensor 'w' has shape \[2.0, 2\]"),
+    "bool dim": (_entry(shape=[True, 4], data_offsets=[0, 16]), r"shape \[True, 4\]"),
+    "None shape": (_entry(shape=None), "tensor 'w' has shape None"),
+    "string shape": (_entry(shape="4"), "tensor 'w' has shape '4'"),
+    "no shape": (_entry(shape=_DROP, data_offsets=[0, 4]), "tensor 'w' has no 'shape'"),
+    "no dtype": (_entry(dtype=_DROP), "tensor 'w' has no 'dtype'"),
+    "no offsets": (_entry(data_offsets=_DROP), "tensor 'w' has no 'data_offsets'"),
+    "three offsets": (_entry(data_offsets=[0, 8, 16]), r"'w' has data_offsets \[0, 8, 16\]"),
+    "string offsets": (_entry(data_offsets=["0", "16"]), "'w' has data_offsets"),
+    "negative offset": (_entry(data_offsets=[-16, 0]), r"'w' has data offsets \[-16, 0\]"),
+    "reversed offsets": (_entry(shape=[0], data_offsets=[16, 0]), "'w' has data offsets"),
+    "offsets past the end": (_entry(data_offsets=[8, 24]), "outside the data section"),
+    "byte count": (_entry(shape=[2, 3]), r"'w' .*16 bytes.*\(2, 3\).*need 24 bytes"),
+    "unknown dtype": (_entry(dtype="F128"), "'w' has unsupported dtype 'F128'"),
+    "entry not an object": ({"w": [1, 2]}, "tensor 'w' has header entry"),
+    "header not an object": ([{"w": 1}], "header is a JSON list"),
+    "deeply nested": ({"w": json.loads("[" * 50 + "]" * 50)}, "header entry"),
+    "too deep for json": (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
+    "not utf-8": (b"\xff\xfe{}", "not UTF-8 JSON"),
+}
+
+
+@pytest.mark.parametrize("case", list(_MALFORMED))
+def test_malformed_safetensors_headers_name_the_problem(tmp_path, case):
+    header, match = _MALFORMED[case]
+    path = tmp_path / "bad.safetensors"
+    _raw_safetensors(path, header, b"\0" * 16)
+    for read in (
+        lambda: jinit.from_checkpoint(path, "w"),
+        lambda: jinit.data._checkpoint.read_all(path),
+    ):
+        with pytest.raises(ValueError, match=match) as e:
+            read()
+        assert "bad.safetensors" in str(e.value)
+
+
+def test_safetensors_shorter_than_8_bytes(tmp_path):
+    path = tmp_path / "tiny.safetensors"
+    path.write_bytes(b"\x01\x02\x03")
+    with pytest.raises(ValueError, match=r"tiny\.safetensors.*3 bytes long"):
+        jinit.from_checkpoint(path, "w")
+
+
+def test_safetensors_header_is_normalised(tmp_path):
+    path = tmp_path / "ok.safetensors"
+    _raw_safetensors(
+        path,
+        {
+            "__metadata__": {"format": "pt"},
+            **_entry(),
+            "e": _entry(shape=[0], data_offsets=[16, 16])["w"],
+        },
+        b"\0" * 16,
+    )
+    header, start = jinit.data._checkpoint._safetensors_header(str(path))
+    assert header["w"] == {"dtype": "F32", "shape": (2, 2), "data_offsets": (0, 16)}
+    assert header["e"]["shape"] == (0,) and start == 8 + len(path.read_bytes()) - 8 - 16
+    out = jinit.data._checkpoint.read_all(path)
+    assert out["w"].shape == (2, 2) and out["e"].shape == (0,)
+
+
+def test_corrupt_npz_is_a_value_error_naming_the_file(tmp_path):
+    path = tmp_path / "cut.npz"
+    np.savez(path, w=np.arange(1000, dtype=np.float32))
+    path.write_bytes(path.read_bytes()[:300])  # truncated: no central directory
+    with pytest.raises(ValueError, match=r"cut\.npz' is not a valid \.npz file"):
+        jinit.from_checkpoint(path, "w")
+    with pytest.raises(ValueError, match=r"cut\.npz' is not a valid \.npz file"):
+        jinit.transfer({"w": np.zeros(1000)}, path)
+
+
+def test_npz_with_corrupt_data_is_a_value_error(tmp_path):
+    path = tmp_path / "crc.npz"
+    arr = np.arange(1000, dtype=np.float32)
+    np.savez(path, w=arr)  # stored uncompressed: the raw bytes are in the file
+    raw = bytearray(path.read_bytes())
+    i = bytes(raw).index(arr[500:502].tobytes())
+    raw[i] ^= 0xFF
+    path.write_bytes(bytes(raw))
+    init = jinit.from_checkpoint(path, "w")  # the header is fine; the CRC check is at the end
+    with pytest.raises(ValueError, match=r"crc\.npz' is not a valid \.npz file \(array 'w'\)"):
+        init(KEY, (1000,))
+    with pytest.raises(ValueError, match=r"crc\.npz'.*array 'w'"):
+        jinit.data._checkpoint.read_all(path)
+
+
+def test_read_all_parses_the_safetensors_header_once(tmp_path, monkeypatch):
+    path = tmp_path / "many.safetensors"
+    arrays = {f"w{i}": np.full((2,), i, np.float32) for i in range(20)}
+    _write_safetensors(path, arrays)
+    module = jinit.data._checkpoint
+    calls = []
+    original = module._safetensors_header
+    monkeypatch.setattr(module, "_safetensors_header", lambda p: calls.append(p) or original(p))
+    out = module.read_all(path)
+    assert len(calls) == 1
+    assert sorted(out) == sorted(arrays)
+    for name, arr in arrays.items():
+        np.testing.assert_array_equal(out[name], arr)
+
+
+@pytest.mark.parametrize("fmt", ["npz", "safetensors"])
+def test_rewritten_checkpoint_never_gives_stale_values(tmp_path, fmt):
+    path = tmp_path / f"w.{fmt}"
+
+    def write(value: float) -> None:  # same shape and dtype: same file size
+        arrays = {"w": np.full((2, 3), value, np.float32)}
+        np.savez(path, **arrays) if fmt == "npz" else _write_safetensors(path, arrays)
+
+    write(1.0)
+    old = jinit.from_checkpoint(path, "w")
+    np.testing.assert_array_equal(jax.jit(old, static_argnums=1)(KEY, (2, 3)), np.ones((2, 3)))
+    st = os.stat(path)
+    write(2.0)
+    # a later write: filesystem timestamps are coarse, so a rewrite within the same tick
+    # could keep the mtime; make the time step explicit
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    new = jinit.from_checkpoint(path, "w")
+    twos = np.full((2, 3), 2.0)
+    np.testing.assert_array_equal(jax.jit(new, static_argnums=1)(KEY, (2, 3)), twos)
+    assert new != old  # not interned into the old one: jax traced it afresh
+    np.testing.assert_array_equal(new(KEY, (2, 3)), twos)
+    # the old initializer refuses, eagerly and when traced, instead of returning either
+    with pytest.raises(ValueError, match="changed since from_checkpoint") as e:
+        old(KEY, (2, 3))
+    assert f"w.{fmt}" in str(e.value) and "call jinit.from_checkpoint again" in str(e.value)
+    with pytest.raises(ValueError, match="changed since from_checkpoint"):
+        jax.eval_shape(lambda: old(KEY, (2, 3), jnp.bfloat16))
+    os.remove(path)
+    with pytest.raises(ValueError, match="can no longer be read"):
+        new(KEY, (2, 3))
+
+
 # --------------------------------------------------------------------------------------
 # transfer
 # --------------------------------------------------------------------------------------
@@ -226,9 +377,7 @@ def test_transfer_torch_names_into_nnx(ckpt, arrays):
     assert report.copied["fc/kernel"] == "fc.weight"
     assert report.copied["bn/mean"] == "bn.running_mean"
     assert sorted(report.transposed) == ["conv/kernel", "fc/kernel"]
-    assert "num_batches_tracked" in report.unused["bn.num_batches_tracked"] or (
-        "bookkeeping" in report.unused["bn.num_batches_tracked"]
-    )
+    assert "bookkeeping buffer" in report.unused["bn.num_batches_tracked"]
     assert report.unused["head.weight"] == "no matching target parameter"
     assert report.missing == [] and report.mismatched == {}
     text = str(report)
@@ -407,3 +556,121 @@ def test_transfer_keeps_linen_partitioning_boxes():
     # and a boxed tree works as a source
     _, report = jinit.transfer(variables, new)
     assert report.ok
+
+
+# --------------------------------------------------------------------------------------
+# ConvTranspose: PyTorch stores (in, out, *k) and flips the kernel relative to Flax
+# --------------------------------------------------------------------------------------
+
+
+# the values are overwritten by transfer; zeros skip compiling random init for each shape
+_ZERO_INIT = {"kernel_init": nnx.initializers.zeros, "bias_init": nnx.initializers.zeros}
+
+
+def _torch_conv_transpose_1d(x, w, b, stride):
+    """PyTorch's ConvTranspose1d (padding=0, dilation=1) by its definition, in NumPy.
+
+    x (n, in, length), w (in, out, k): y[:, o, i * stride + j] += x[:, c, i] * w[c, o, j].
+    """
+    n, _, length = x.shape
+    _, c_out, k = w.shape
+    y = np.zeros((n, c_out, (length - 1) * stride + k)) + b[None, :, None]
+    for i in range(length):
+        for j in range(k):
+            y[:, :, i * stride + j] += x[:, :, i] @ w[:, :, j]
+    return y
+
+
+@pytest.mark.parametrize("transpose_kernel", [False, True])
+@pytest.mark.parametrize(("c_in", "c_out"), [(3, 3), (2, 5)])
+def test_transfer_conv_transpose_into_nnx_matches_pytorch_definition(transpose_kernel, c_in, c_out):
+    rng = np.random.default_rng(0)
+    w = rng.standard_normal((c_in, c_out, 3)).astype(np.float32)  # PyTorch (in, out, k)
+    b = rng.standard_normal(c_out).astype(np.float32)
+    x = rng.standard_normal((2, c_in, 5)).astype(np.float32)  # NCL
+
+    class Up(nnx.Module):
+        def __init__(self, rngs):
+            self.up = nnx.ConvTranspose(
+                c_in, c_out, 3, strides=2, padding="VALID", transpose_kernel=transpose_kernel,
+                **_ZERO_INIT, rngs=rngs,
+            )  # fmt: skip
+
+    model, report = jinit.transfer(Up(nnx.Rngs(0)), {"up.weight": w, "up.bias": b}, layout="torch")
+    assert report.ok and report.transposed == ["up/kernel"] and report.warnings == {}
+    got = np.asarray(model.up(jnp.asarray(x.transpose(0, 2, 1)))).transpose(0, 2, 1)
+    np.testing.assert_allclose(got, _torch_conv_transpose_1d(x, w, b, 2), rtol=1e-5, atol=1e-5)
+
+
+def test_transfer_conv_transpose_into_nnx_matches_torch():
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 4, 3),
+        torch.nn.ConvTranspose2d(4, 4, (3, 2), stride=2, dilation=2),
+    )
+    model = nnx.Sequential(
+        nnx.Conv(3, 4, (3, 3), padding="VALID", **_ZERO_INIT, rngs=nnx.Rngs(0)),
+        nnx.ConvTranspose(
+            4,
+            4,
+            (3, 2),
+            strides=2,
+            kernel_dilation=2,
+            padding="VALID",
+            **_ZERO_INIT,
+            rngs=nnx.Rngs(0),
+        ),
+    )
+    state = {k: v.detach().numpy() for k, v in net.state_dict().items()}
+    _, report = jinit.transfer(model, state, layout="torch")
+    assert report.ok and sorted(report.transposed) == ["layers/0/kernel", "layers/1/kernel"]
+    x = np.random.default_rng(0).standard_normal((2, 3, 7, 6)).astype(np.float32)
+    with torch.no_grad():
+        expected = net(torch.from_numpy(x)).numpy().transpose(0, 2, 3, 1)
+    got = np.asarray(model(jnp.asarray(x.transpose(0, 2, 3, 1))))
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_transfer_conv_transpose_without_module_types_is_not_guessed():
+    class Dec(nn.Module):
+        @nn.compact
+        def __call__(self, x):
+            x = nn.Conv(4, (3, 3), padding="VALID")(x)  # Conv_0: (3, 3, 3, 4)
+            x = nn.ConvTranspose(4, (3, 3), padding="VALID")(x)  # ConvTranspose_0: (3, 3, 4, 4)
+            x = nn.ConvTranspose(4, (3, 3), name="up")(x)  # named: (3, 3, 4, 4)
+            return nn.ConvTranspose(2, (3, 3), name="out")(x)  # named: (3, 3, 4, 2)
+
+    shapes = jax.eval_shape(Dec().init, KEY, jnp.ones((1, 8, 8, 3)))  # no conv compiled
+    variables = jax.tree.map(lambda a: np.full(a.shape, 7.0, a.dtype), shapes)
+    rng = np.random.default_rng(0)
+    src = {
+        "Conv_0.weight": rng.standard_normal((4, 3, 3, 3)),  # PyTorch Conv (out, in, *k)
+        "ConvTranspose_0.weight": rng.standard_normal((4, 4, 3, 3)),  # (in, out, *k)
+        "up.weight": rng.standard_normal((4, 4, 3, 3)),
+        "out.weight": rng.standard_normal((4, 2, 3, 3)),
+    }
+    new, report = jinit.transfer(variables, src, layout="torch", strict=False)
+    # linen's automatic name says ConvTranspose: refused, neither transposed nor copied
+    reason = report.mismatched["ConvTranspose_0/kernel"]
+    assert "not transposed" in reason and "nnx" in reason
+    assert "ConvTranspose_0/kernel" not in report.copied
+    assert "ConvTranspose_0/kernel" not in report.transposed
+    np.testing.assert_array_equal(
+        np.asarray(new["params"]["ConvTranspose_0"]["kernel"]),
+        np.asarray(variables["params"]["ConvTranspose_0"]["kernel"]),
+    )
+    # a square kernel under another name passes the shape check: copied, with a warning
+    assert (
+        report.copied["up/kernel"] == "up.weight"
+        and "ConvTranspose" in report.warnings["up/kernel"]
+    )
+    assert "warning    up/kernel" in str(report)
+    # a non-square one fails the shape check, with a hint
+    assert "ConvTranspose weight?" in report.mismatched["out/kernel"]
+    # a non-square Conv kernel is copied without a warning
+    assert (
+        report.copied["Conv_0/kernel"] == "Conv_0.weight" and "Conv_0/kernel" not in report.warnings
+    )
+    with pytest.raises(ValueError, match="ConvTranspose_0/kernel"):
+        jinit.transfer(variables, src, layout="torch")

@@ -14,6 +14,8 @@ torch = pytest.importorskip("torch")
 safetensors_torch = pytest.importorskip("safetensors.torch")
 
 ATOL = 1e-5
+# transfer overwrites every parameter: zeros skip compiling a random init per kernel shape
+Z = {"kernel_init": nnx.initializers.zeros}
 
 
 class _TorchNet(torch.nn.Module):
@@ -32,10 +34,10 @@ class _TorchNet(torch.nn.Module):
 
 class _NnxNet(nnx.Module):
     def __init__(self, rngs):
-        self.conv = nnx.Conv(3, 8, (3, 3), strides=2, padding=1, rngs=rngs)
-        self.grouped = nnx.Conv(8, 8, (3, 3), padding=1, feature_group_count=2, rngs=rngs)
+        self.conv = nnx.Conv(3, 8, (3, 3), strides=2, padding=1, **Z, rngs=rngs)
+        self.grouped = nnx.Conv(8, 8, (3, 3), padding=1, feature_group_count=2, **Z, rngs=rngs)
         self.bn = nnx.BatchNorm(8, use_running_average=True, epsilon=1e-5, rngs=rngs)
-        self.fc = nnx.Linear(8 * 4 * 4, 5, rngs=rngs)
+        self.fc = nnx.Linear(8 * 4 * 4, 5, **Z, rngs=rngs)
 
     def __call__(self, x):  # NHWC
         x = nnx.relu(self.bn(self.grouped(nnx.relu(self.conv(x)))))
@@ -69,8 +71,8 @@ def test_linear_and_conv_layers_match_torch(tmp_path):
 
     class Two(nnx.Module):
         def __init__(self, rngs):
-            self.lin = nnx.Linear(6, 3, rngs=rngs)
-            self.conv = nnx.Conv(2, 4, (3, 5), padding=((1, 1), (2, 2)), rngs=rngs)
+            self.lin = nnx.Linear(6, 3, **Z, rngs=rngs)
+            self.conv = nnx.Conv(2, 4, (3, 5), padding=((1, 1), (2, 2)), **Z, rngs=rngs)
 
     model, report = jinit.transfer(Two(nnx.Rngs(0)), path, layout="torch")
     assert report.ok and sorted(report.transposed) == ["conv/kernel", "lin/kernel"]
@@ -106,7 +108,8 @@ def test_whole_network_linen(saved):
             return nn.Dense(5, name="fc")(x.reshape(x.shape[0], -1))
 
     xh = x.transpose(0, 2, 3, 1)
-    variables = Net().init(jax.random.key(0), xh)
+    shapes = jax.eval_shape(Net().init, jax.random.key(0), xh)  # all overwritten below
+    variables = jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), shapes)
     variables, report = jinit.transfer(variables, path, layout="torch")
     assert report.ok, str(report)
     out = np.asarray(Net().apply(variables, xh))
@@ -133,6 +136,6 @@ def test_bfloat16_state_dict(tmp_path):
     lin = torch.nn.Linear(4, 3).to(torch.bfloat16)
     path = tmp_path / "bf16.safetensors"
     safetensors_torch.save_file(lin.state_dict(), str(path))
-    model, report = jinit.transfer(nnx.Linear(4, 3, rngs=nnx.Rngs(0)), path, layout="torch")
+    model, report = jinit.transfer(nnx.Linear(4, 3, **Z, rngs=nnx.Rngs(0)), path, layout="torch")
     expected = lin.weight.detach().float().numpy().T
     assert report.ok and np.array_equal(np.asarray(model.kernel[...]), expected)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import jax
@@ -74,25 +74,45 @@ def _wrap(call: Callable) -> Callable:
         return out
 
     __call__._jinit_wrapped = True  # type: ignore[attr-defined]
+    __call__.__wrapped__ = call  # type: ignore[attr-defined]
     return __call__
+
+
+# Patching a class is process-wide, so it is shared: the first capture that needs a class
+# wraps its ``__call__``, the last one to finish restores it. The counts and the saved
+# originals change only under the lock, so captures in two threads cannot unpatch a class
+# the other one still needs (records go to the calling thread's own stack).
+_patch_lock = threading.Lock()
+_patch_count: dict[type, int] = {}
+_patch_saved: dict[type, Any] = {}  # cls -> its own __call__ (None: inherited)
 
 
 @contextlib.contextmanager
 def _patched(classes: set[type]) -> Iterator[None]:
-    saved = []
+    ordered = sorted(classes, key=lambda c: (c.__module__, c.__qualname__))
+    with _patch_lock:
+        for cls in ordered:
+            if _patch_count.get(cls, 0) == 0:
+                _patch_saved[cls] = cls.__dict__.get("__call__")
+                call = cls.__call__  # unwrap an inherited wrapper: never wrap twice
+                if getattr(call, "_jinit_wrapped", False):
+                    call = call.__wrapped__
+                cls.__call__ = _wrap(call)
+            _patch_count[cls] = _patch_count.get(cls, 0) + 1
     try:
-        for cls in classes:
-            if getattr(cls.__call__, "_jinit_wrapped", False):
-                continue  # already wrapped by an enclosing capture
-            saved.append((cls, cls.__dict__.get("__call__")))
-            cls.__call__ = _wrap(cls.__call__)
         yield
     finally:
-        for cls, own in reversed(saved):
-            if own is None:
-                del cls.__call__
-            else:
-                cls.__call__ = own
+        with _patch_lock:
+            for cls in reversed(ordered):
+                _patch_count[cls] -= 1
+                if _patch_count[cls]:
+                    continue
+                del _patch_count[cls]
+                own = _patch_saved.pop(cls)
+                if own is None:
+                    del cls.__call__
+                else:
+                    cls.__call__ = own
 
 
 @contextlib.contextmanager
@@ -153,6 +173,55 @@ def record_linen() -> Iterator[list[tuple[str, str, Any, Any]]]:
         yield records
 
 
+def linen_kernel_path(path: str) -> tuple[str, ...]:
+    """Where the kernel of the linen layer at ``path`` lives in the variables dict."""
+    return ("params", *path.split("/"), "kernel") if path else ("params", "kernel")
+
+
+def set_linen_kernels(variables: Any, kernels: Mapping[str, Any], *, keep_box: bool = False):
+    """A copy of ``variables`` with the kernel of each layer ``path`` set to ``kernels[path]``.
+
+    With ``keep_box``, a kernel stored in a metadata box (``nn.with_partitioning``) is put
+    back in its box; without, the bare array replaces it (fine inside ``apply``).
+    """
+    for p, k in kernels.items():
+        where = linen_kernel_path(p)
+        if keep_box:
+            k = rebox(get_in(variables, where), k)
+        variables = set_in(variables, where, k)
+    return variables
+
+
+def linen_layers(
+    apply_fn: Callable, variables: Any, batch: Any, apply_kwargs: Mapping[str, Any]
+) -> tuple[list[tuple[str, str]], dict[str, jax.Array]]:
+    """The linen Dense/Conv layers ``apply_fn(variables, batch, **apply_kwargs)`` calls.
+
+    The function runs abstractly (``jax.eval_shape``: shapes only, no FLOPs).
+
+    Returns:
+      ``(layers, kernels)``: ``[(path, kind), ...]`` in call order (first call of each
+      path; ``kind`` is the class name), and ``{path: kernel}`` for the layers whose kernel
+      (unboxed, at least 2-D) is in ``variables["params"]``; a layer under a lifted
+      transform such as ``nn.scan`` has none.
+    """
+    layers: list[tuple[str, str]] = []
+
+    def probe(variables: Any, batch: Any) -> None:
+        with record_linen() as rec:
+            apply_fn(variables, batch, **apply_kwargs)
+        if not layers:
+            layers.extend((p, kind) for p, kind, _, _ in rec)
+
+    jax.eval_shape(probe, variables, batch)
+    kernels = {}
+    for p, _ in layers:
+        k = unbox(get_in(variables, linen_kernel_path(p)))
+        if k is not None and jnp.ndim(k) >= 2:
+            kernels[p] = jnp.asarray(k)
+    return layers, kernels
+
+
 def _is_boxed(x: Any) -> bool:
     if not type(x).__module__.startswith("flax"):
         return False
@@ -196,16 +265,3 @@ def moments(x: jax.Array) -> tuple[jax.Array, jax.Array]:
         x = jnp.abs(x)
     x = x.astype(dtype)
     return jnp.mean(x), jnp.var(x)
-
-
-def format_table(headers: list[str], rows: list[list[Any]]) -> str:
-    def fmt(v: Any) -> str:
-        if isinstance(v, float):
-            return f"{v:.4g}"
-        return "-" if v is None else str(v)
-
-    cells = [headers] + [[fmt(v) for v in r] for r in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)

@@ -13,13 +13,16 @@ Also here: the dtype casting policy shared by :func:`jinit.from_checkpoint` and
 
 from __future__ import annotations
 
+import contextlib
 import json
+import math
 import os
 import struct
 import zipfile
-from collections.abc import Mapping
+import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Literal
+from typing import BinaryIO, Literal
 
 import jax.numpy as jnp
 import ml_dtypes
@@ -79,41 +82,78 @@ def checkpoint_format(path: str) -> str:
 # --------------------------------------------------------------------------------------
 
 
+def _bad(path: str, what: str) -> ValueError:
+    return ValueError(f"{path!r} is not a valid safetensors file: {what}.")
+
+
+def _is_int(x: object) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def _check_entry(path: str, name: str, entry: object, data_size: int) -> dict:
+    """Validates one tensor's header entry; returns it with a tuple shape and offsets."""
+    where = f"tensor {name!r}"
+    if not isinstance(entry, dict):
+        raise _bad(path, f"{where} has header entry {entry!r}, expected an object")
+    for key in ("dtype", "shape", "data_offsets"):
+        if key not in entry:
+            raise _bad(path, f"{where} has no {key!r} in its header entry {entry!r}")
+    dtype, shape, offsets = entry["dtype"], entry["shape"], entry["data_offsets"]
+    if not isinstance(dtype, str) or dtype not in _SAFETENSORS_DTYPES:
+        raise ValueError(
+            f"{path!r}: {where} has unsupported dtype {dtype!r}; "
+            f"supported: {', '.join(_SAFETENSORS_DTYPES)}."
+        )
+    if not isinstance(shape, list) or not all(_is_int(d) and d >= 0 for d in shape):
+        raise _bad(path, f"{where} has shape {shape!r}, expected a list of non-negative ints")
+    if not (isinstance(offsets, list) and len(offsets) == 2 and all(_is_int(o) for o in offsets)):
+        raise _bad(path, f"{where} has data_offsets {offsets!r}, expected two ints [begin, end]")
+    itemsize = _SAFETENSORS_DTYPES[dtype].itemsize
+    if math.prod(d for d in shape if d) * itemsize >= 2**63:  # NumPy's limit, zeros aside
+        raise _bad(path, f"{where} has shape {tuple(shape)}, too large for any array")
+    begin, end = offsets
+    if not 0 <= begin <= end <= data_size:
+        raise _bad(
+            path,
+            f"{where} has data offsets {offsets} outside the data section "
+            f"[0, {data_size}] (or begin > end)",
+        )
+    nbytes = math.prod(shape) * itemsize  # Python ints: no overflow
+    if end - begin != nbytes:
+        raise _bad(
+            path,
+            f"{where} has data offsets {offsets} ({end - begin} bytes), but its shape "
+            f"{tuple(shape)} and dtype {dtype} need {nbytes} bytes",
+        )
+    return {"dtype": dtype, "shape": tuple(shape), "data_offsets": (begin, end)}
+
+
 def _safetensors_header(path: str) -> tuple[dict[str, dict], int]:
+    """Parses and validates the header; returns ``({name: entry}, data start)``.
+
+    Every entry comes back as ``{"dtype": str, "shape": tuple of ints, "data_offsets":
+    (begin, end)}``, checked against the file: later code can trust it.
+    """
     size = os.path.getsize(path)
+    if size < 8:
+        raise _bad(path, f"it is {size} bytes long, shorter than the 8-byte header length")
     with open(path, "rb") as f:
-        raw = f.read(8)
-        if len(raw) != 8:
-            raise ValueError(f"{path!r} is not a safetensors file: it is shorter than 8 bytes.")
-        (n,) = struct.unpack("<Q", raw)
+        (n,) = struct.unpack("<Q", f.read(8))
         if n > min(_MAX_HEADER, size - 8):
-            raise ValueError(
-                f"{path!r} is not a valid safetensors file: header length {n} exceeds the file."
-            )
-        try:
-            header = json.loads(f.read(n).decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise ValueError(f"{path!r} is not a valid safetensors file: {e}.") from None
+            raise _bad(path, f"header length {n} exceeds the file ({size} bytes)")
+        raw = f.read(n)
+    try:
+        header = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise _bad(path, f"the header is not UTF-8 JSON ({e})") from None
+    except RecursionError:
+        raise _bad(path, "the header's JSON is nested too deeply") from None
     if not isinstance(header, dict):
-        raise ValueError(f"{path!r} is not a valid safetensors file: the header is not a dict.")
+        raise _bad(path, f"the header is a JSON {type(header).__name__}, expected an object")
     header.pop("__metadata__", None)
     data_size = size - 8 - n
-    for name, entry in header.items():
-        dtype = entry.get("dtype") if isinstance(entry, dict) else None
-        if dtype not in _SAFETENSORS_DTYPES:
-            raise ValueError(
-                f"{path!r}: tensor {name!r} has unsupported dtype {dtype!r}; "
-                f"supported: {', '.join(_SAFETENSORS_DTYPES)}."
-            )
-        shape = tuple(int(d) for d in entry.get("shape", ()))
-        begin, end = (int(o) for o in entry.get("data_offsets", (-1, -1)))
-        nbytes = int(np.prod(shape, dtype=np.int64)) * _SAFETENSORS_DTYPES[dtype].itemsize
-        if not (0 <= begin <= end <= data_size) or end - begin != nbytes:
-            raise ValueError(
-                f"{path!r}: tensor {name!r} has data offsets {[begin, end]} that do not fit "
-                f"its shape {shape} and dtype {dtype} (or lie outside the file)."
-            )
-    return header, 8 + n
+    checked = {name: _check_entry(path, name, e, data_size) for name, e in header.items()}
+    return checked, 8 + n
 
 
 def _npz_header(zf: zipfile.ZipFile, member: str) -> tuple[tuple[int, ...], bool, np.dtype]:
@@ -127,6 +167,46 @@ def _npz_header(zf: zipfile.ZipFile, member: str) -> tuple[tuple[int, ...], bool
     with zf.open(member) as f:
         arr = np.lib.format.read_array(f, allow_pickle=False)
     return arr.shape, False, arr.dtype
+
+
+@contextlib.contextmanager
+def _npz_errors(path: str, name: str | None = None) -> Iterator[None]:
+    """Re-raises what a corrupt zip archive or ``.npy`` member raises as a ValueError."""
+    try:
+        yield
+    except (zipfile.BadZipFile, zlib.error, EOFError, ValueError) as e:
+        where = f" (array {name!r})" if name is not None else ""
+        raise ValueError(f"{path!r} is not a valid .npz file{where}: {e}") from e
+
+
+@contextlib.contextmanager
+def _npz(path: str) -> Iterator[zipfile.ZipFile]:
+    with _npz_errors(path):
+        zf = zipfile.ZipFile(path)
+    with zf:
+        yield zf
+
+
+def _npz_members(zf: zipfile.ZipFile) -> dict[str, str]:
+    """``{array name: zip member}``, as ``np.load`` names them (``.npy`` dropped)."""
+    return {(m[:-4] if m.endswith(".npy") else m): m for m in zf.namelist()}
+
+
+def _object_array(path: str, name: str, dtype: np.dtype) -> ValueError:
+    return ValueError(
+        f"{path!r}: array {name!r} has dtype {dtype} (Python objects), which can "
+        "only be loaded by unpickling; jinit refuses to unpickle files. Save numeric "
+        "arrays only (e.g. np.asarray(x, dtype=np.float32))."
+    )
+
+
+def _npz_array(path: str, zf: zipfile.ZipFile, name: str, member: str) -> np.ndarray:
+    with _npz_errors(path, name):
+        _, _, dtype = _npz_header(zf, member)
+    if dtype.hasobject:  # checked first: numpy's own refusal would read as corruption
+        raise _object_array(path, name, dtype)
+    with _npz_errors(path, name), zf.open(member) as f:
+        return np.lib.format.read_array(f, allow_pickle=False)
 
 
 def read_header(path: str | os.PathLike) -> dict[str, ArrayInfo]:
@@ -154,16 +234,12 @@ def read_header(path: str | os.PathLike) -> dict[str, ArrayInfo]:
             for name, e in header.items()
         }
     out = {}
-    with zipfile.ZipFile(path) as zf:
-        for member in zf.namelist():
-            name = member[:-4] if member.endswith(".npy") else member
-            shape, _, dtype = _npz_header(zf, member)
+    with _npz(path) as zf:
+        for name, member in _npz_members(zf).items():
+            with _npz_errors(path, name):
+                shape, _, dtype = _npz_header(zf, member)
             if dtype.hasobject:
-                raise ValueError(
-                    f"{path!r}: array {name!r} has dtype {dtype} (Python objects), which can "
-                    "only be loaded by unpickling; jinit refuses to unpickle files. Save numeric "
-                    "arrays only (e.g. np.asarray(x, dtype=np.float32))."
-                )
+                raise _object_array(path, name, dtype)
             out[name] = ArrayInfo(name, tuple(shape), dtype)
     return out
 
@@ -179,6 +255,17 @@ def _missing(path: str, name: str, names: list[str]) -> KeyError:
     return KeyError(f"{path!r} has no array named {name!r}; available names: {shown}{more}.")
 
 
+def _safetensors_array(path: str, f: BinaryIO, start: int, name: str, entry: dict) -> np.ndarray:
+    dtype = _SAFETENSORS_DTYPES[entry["dtype"]]
+    begin, end = entry["data_offsets"]
+    f.seek(start + begin)
+    buf = f.read(end - begin)
+    if len(buf) != end - begin:
+        raise _bad(path, f"tensor {name!r}: the file ended while reading its data")
+    arr = np.frombuffer(buf, dtype=dtype.newbyteorder("<"))
+    return arr.astype(dtype).reshape(entry["shape"])
+
+
 def read_array(path: str | os.PathLike, name: str) -> np.ndarray:
     """Reads one array from a checkpoint (only its bytes), never unpickling.
 
@@ -191,34 +278,32 @@ def read_array(path: str | os.PathLike, name: str) -> np.ndarray:
         header, start = _safetensors_header(path)
         if name not in header:
             raise _missing(path, name, list(header))
-        entry = header[name]
-        dtype = _SAFETENSORS_DTYPES[entry["dtype"]]
-        begin, end = entry["data_offsets"]
         with open(path, "rb") as f:
-            f.seek(start + begin)
-            buf = f.read(end - begin)
-        arr = np.frombuffer(buf, dtype=dtype.newbyteorder("<"))
-        return arr.astype(dtype).reshape(entry["shape"])
-    with np.load(path, allow_pickle=False) as npz:
-        if name not in npz.files:
-            raise _missing(path, name, list(npz.files))
-        try:
-            return npz[name]
-        except ValueError as e:  # numpy: "Object arrays cannot be loaded when allow_pickle=False"
-            raise ValueError(
-                f"{path!r}: array {name!r} is an object array, which can only be loaded by "
-                "unpickling; jinit refuses to unpickle files. Save numeric arrays only."
-            ) from e
+            return _safetensors_array(path, f, start, name, header[name])
+    with _npz(path) as zf:
+        members = _npz_members(zf)
+        if name not in members:
+            raise _missing(path, name, list(members))
+        return _npz_array(path, zf, name, members[name])
 
 
 def read_all(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """Reads every array of a checkpoint into a dict ``name -> np.ndarray`` (file order)."""
+    """Reads every array of a checkpoint into a dict ``name -> np.ndarray`` (file order).
+
+    The header is parsed once and validated in full (object arrays included) before any
+    array is read.
+    """
     path = os.fspath(path)
-    names = list(read_header(path))  # validates the whole file (object arrays included) first
     if checkpoint_format(path) == "npz":
-        with np.load(path, allow_pickle=False) as npz:
-            return {n: npz[n] for n in names}
-    return {n: read_array(path, n) for n in names}
+        names = list(read_header(path))
+        with _npz(path) as zf:
+            members = _npz_members(zf)
+            return {n: _npz_array(path, zf, n, members[n]) for n in names}
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"Checkpoint {path!r} does not exist.")
+    header, start = _safetensors_header(path)
+    with open(path, "rb") as f:
+        return {n: _safetensors_array(path, f, start, n, e) for n, e in header.items()}
 
 
 # --------------------------------------------------------------------------------------
@@ -294,16 +379,24 @@ def torch_to_jax_kernel(arr: np.ndarray) -> np.ndarray:
     return np.transpose(arr, (*range(2, arr.ndim), 1, 0))
 
 
-def flatten_source(tree: Mapping | object, sep: str = "/") -> dict[str, np.ndarray]:
-    """Flattens a nested mapping of arrays to ``{"a/b/c": array}`` (flat mappings pass)."""
-    out: dict[str, object] = {}
+def torch_to_jax_conv_transpose_kernel(arr: np.ndarray, *, transpose_kernel: bool) -> np.ndarray:
+    """PyTorch ``ConvTranspose`` weight ``(in, out, *k)`` -> Flax ``ConvTranspose`` kernel.
 
-    def visit(prefix: str, node: object) -> None:
-        if isinstance(node, Mapping):
-            for k, v in node.items():
-                visit(f"{prefix}{sep}{k}" if prefix else str(k), v)
-        else:
-            out[prefix] = node
+    PyTorch's transposed convolution is the gradient of a convolution: it correlates the
+    stride-dilated input with the spatially flipped kernel. Flax's ``ConvTranspose``
+    (``jax.lax.conv_transpose``) does not flip unless ``transpose_kernel=True``, so:
 
-    visit("", tree)
-    return out  # type: ignore[return-value]
+    - ``transpose_kernel=False`` (Flax's default; kernel ``(*k, in, out)``): the axes are
+      moved to ``(*k, in, out)`` and every spatial axis is reversed;
+    - ``transpose_kernel=True`` (kernel ``(*k, out, in)``): lax flips and swaps the kernel
+      itself, so this is the Conv transpose ``(*k, out, in)`` with no reversal.
+
+    With these kernels the layers compute what PyTorch does for ``groups=1`` (padding,
+    ``output_padding`` and NCHW -> NHWC inputs stay the caller's job: PyTorch ``padding=0``
+    is Flax ``padding="VALID"``).
+    """
+    spatial = tuple(range(2, arr.ndim))
+    if transpose_kernel:
+        return np.transpose(arr, (*spatial, 1, 0))
+    moved = np.transpose(arr, (*spatial, 0, 1))
+    return np.flip(moved, axis=tuple(range(arr.ndim - 2)))

@@ -1,15 +1,21 @@
 r"""Diagnostics at initialization: per-layer activation statistics and gradient norms.
 
-Definitions (shared with :mod:`jinit.train`, which reports the same numbers):
+Definitions:
 
 - *activation std* of a layer: the standard deviation over all batch elements and units
   of the layer's output (population std, ``jnp.std``); likewise the mean, and the same
   statistics of the layer's input. For an MLP ``Dense -> act -> Dense -> ...`` the
   post-activation output of hidden layer :math:`l` is the input of layer :math:`l + 1`,
-  so :attr:`Diagnosis.hidden_activation_std` equals the trainer's
-  ``activation_std_at_init``.
+  so on the same model and batch :attr:`Diagnosis.hidden_activation_std` equals the
+  ``activation_std_at_init`` of :mod:`jinit.train` (which uses its whole training set as
+  the batch, and averages over seeds). These come from the forward pass alone: they do
+  not depend on the loss.
 - *gradient norm* of a layer: the Frobenius norm of :math:`\partial L / \partial W_l`
-  (the layer's kernel) on the batch.
+  (the layer's kernel) on the batch, for the loss :math:`L` given as ``loss_fn``. They
+  equal the trainer's ``grad_norm_at_init`` only with the trainer's loss, softmax
+  cross-entropy with integer labels averaged over the batch
+  (``lambda logits: optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()``),
+  on the same model and batch; the default loss below gives different numbers.
 - default loss: :math:`L = \tfrac12 \operatorname{mean}(y^2)` over all output elements
   (summed over the leaves if the model returns a pytree).
 
@@ -28,6 +34,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jinit._table import format_table
 from jinit.data import _capture
 
 __all__ = ["Diagnosis", "LayerStats", "diagnose"]
@@ -110,7 +117,7 @@ class Diagnosis:
             ]
             for r in self.layers
         ]
-        return _capture.format_table(headers, rows) + f"\nloss = {self.loss:.6g}"
+        return format_table(headers, rows) + f"\nloss = {self.loss:.6g}"
 
 
 def default_loss(outputs: Any) -> jax.Array:
@@ -171,34 +178,20 @@ def _diagnose_linen(
     from flax.core import unfreeze
 
     variables = unfreeze(variables) if type(variables).__name__ == "FrozenDict" else variables
-    has_params = hasattr(variables, "get") and "params" in variables
     mutable = bool(apply_kwargs.get("mutable", False))
-    order: list[tuple[str, str]] = []
-
-    def kernel_path(p: str) -> tuple:
-        return ("params", *p.split("/"), "kernel")
+    layers, kernels = _capture.linen_layers(apply_fn, variables, batch, apply_kwargs)
 
     def f(kernels, variables, batch):
-        for p, k in kernels.items():
-            variables = _capture.set_in(variables, kernel_path(p), k)
+        variables = _capture.set_linen_kernels(variables, kernels)
         with _capture.record_linen() as rec:
             out = apply_fn(variables, batch, **apply_kwargs)
         if mutable:
             out = out[0]
-        if not order:
-            order.extend((p, kind) for p, kind, _, _ in rec)
         stats = {p: (*_stats(x), *_stats(y)) for p, _, x, y in rec}
         return loss_fn(out), stats
 
-    jax.eval_shape(f, {}, variables, batch)  # which layers run, in which order
-    kernels = {}
-    if has_params:
-        for p, _ in order:
-            k = _capture.unbox(_capture.get_in(variables, kernel_path(p)))
-            if k is not None and hasattr(k, "shape"):
-                kernels[p] = k
     (loss, stats), grads = jax.jit(jax.value_and_grad(f, has_aux=True))(kernels, variables, batch)
-    return _records(order, stats, grads, loss)
+    return _records(layers, stats, grads, loss)
 
 
 def diagnose(
@@ -224,7 +217,9 @@ def diagnose(
       batch: the input batch (an array or a pytree the model accepts).
       loss_fn: ``loss_fn(outputs) -> scalar``; default :math:`\tfrac12\operatorname{mean}(y^2)`.
         Close over the labels for a supervised loss, e.g.
-        ``lambda logits: optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()``.
+        ``lambda logits: optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()``
+        (the trainer's loss: only with it do the gradient norms match
+        ``grad_norm_at_init`` of :mod:`jinit.train`).
       variables: linen variables, when ``model`` is an apply function.
       **apply_kwargs: extra keyword arguments for the linen apply (``train=False``,
         ``rngs=...``, ``mutable=[...]``; mutated collections are discarded).

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 from collections.abc import Sequence
 from typing import Any
 
@@ -26,7 +27,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jinit._core import check_real
 from jinit._initializers import orthogonal
+from jinit._table import format_table
 from jinit.data import _capture
 
 __all__ = ["LSUVLayer", "LSUVReport", "lsuv", "lsuv_linen"]
@@ -67,17 +70,26 @@ class LSUVReport(tuple):
             for r in self
         ]
         headers = ["layer", "kind", "iters", "variance", "converged", "reason"]
-        return _capture.format_table(headers, rows)
+        return format_table(headers, rows)
 
     def __repr__(self) -> str:
         return f"LSUVReport({list(self)!r})"
 
 
-def _check_args(tol: Any, max_iters: Any) -> None:
-    if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not 0 < tol < 1:
+def _check_args(tol: Any, max_iters: Any) -> tuple[float, int]:
+    """``tol``: a real number in (0, 1); ``max_iters``: an int >= 0. TypeError for other kinds."""
+    if isinstance(tol, jax.core.Tracer):
+        raise TypeError(f"`tol` must be a concrete real number, not a traced value; got {tol!r}.")
+    tol = check_real("tol", tol)
+    if not 0 < tol < 1:
         raise ValueError(f"`tol` must be a number in (0, 1); got {tol!r}.")
-    if isinstance(max_iters, bool) or not isinstance(max_iters, int) or max_iters < 0:
+    if isinstance(max_iters, (bool, np.bool_)) or not isinstance(max_iters, numbers.Integral):
+        raise TypeError(
+            f"`max_iters` must be an int; got {max_iters!r} of type {type(max_iters).__name__}."
+        )
+    if max_iters < 0:
         raise ValueError(f"`max_iters` must be a non-negative int; got {max_iters!r}.")
+    return tol, int(max_iters)
 
 
 def _orthogonal(key: jax.Array, kernel: jax.Array) -> jax.Array:
@@ -168,8 +180,10 @@ def lsuv(
       gives variance 0). ``report.converged`` is True when all layers converged.
 
     Raises:
-      TypeError: if ``model`` is not an ``nnx.Module``.
-      ValueError: for a bad ``tol``/``max_iters``, or a model without Dense/Conv layers.
+      TypeError: if ``model`` is not an ``nnx.Module``, ``tol`` is not a real number or
+        ``max_iters`` not an int.
+      ValueError: for ``tol`` outside (0, 1), a negative ``max_iters``, or a model without
+        Dense/Conv layers.
 
     Examples:
       >>> import jax, jinit
@@ -194,7 +208,7 @@ def lsuv(
             f"`model` must be an nnx.Module; got {type(model).__name__}. "
             "For flax.linen use jinit.lsuv_linen(module, variables, batch)."
         )
-    _check_args(tol, max_iters)
+    tol, max_iters = _check_args(tol, max_iters)
     layers = _capture.nnx_layers(model)
     if not layers:
         raise ValueError("lsuv: the model has no nnx.Linear / nnx.Conv / nnx.ConvTranspose layer.")
@@ -265,8 +279,10 @@ def lsuv_linen(
       ``(new_variables, report)``; see :func:`lsuv` for the report.
 
     Raises:
-      TypeError: if ``module`` is not a linen Module or ``variables`` has no ``"params"``.
-      ValueError: for a bad ``tol``/``max_iters`` or a model without Dense/Conv layers.
+      TypeError: if ``module`` is not a linen Module, ``variables`` has no ``"params"``,
+        ``tol`` is not a real number or ``max_iters`` not an int.
+      ValueError: for ``tol`` outside (0, 1), a negative ``max_iters``, or a model without
+        Dense/Conv layers.
 
     Examples:
       >>> import jax, jax.numpy as jnp, jinit
@@ -294,42 +310,29 @@ def lsuv_linen(
         )
     if not hasattr(variables, "get") or "params" not in variables:
         raise TypeError("`variables` must be a linen variables dict with a 'params' collection.")
-    _check_args(tol, max_iters)
+    tol, max_iters = _check_args(tol, max_iters)
     from flax.core import FrozenDict, freeze, unfreeze
 
     is_frozen = isinstance(variables, FrozenDict)
     variables = unfreeze(variables) if is_frozen else dict(variables)
-    order: list[str] = []
-    found: dict[str, str] = {}
-
-    def kernel_path(p: str) -> tuple:
-        return ("params", *p.split("/"), "kernel") if p else ("params", "kernel")
-
-    def forward(kernels, variables, batch):
-        for p, k in kernels.items():
-            variables = _capture.set_in(variables, kernel_path(p), k)
-        with _capture.record_linen() as rec:
-            module.apply(variables, batch, **apply_kwargs)
-        if not found:
-            found.update((p, kind) for p, kind, _, _ in rec)
-        return {p: _capture.moments(y)[1] for p, _, _, y in rec}
-
-    jax.eval_shape(forward, {}, variables, batch)
-    if not found:
+    layers, kernels = _capture.linen_layers(module.apply, variables, batch, apply_kwargs)
+    if not layers:
         raise ValueError("lsuv_linen: module.apply called no nn.Dense / nn.Conv layer.")
-    kernels, skipped = {}, []
-    for p in found:
-        k = _capture.unbox(_capture.get_in(variables, kernel_path(p)))
-        if k is None or np.ndim(k) < 2:
-            skipped.append(p)
-            continue
-        order.append(p)
-        kernels[p] = jnp.asarray(k)
+    found = dict(layers)
+    order = [p for p in found if p in kernels]
+    skipped = [p for p in found if p not in kernels]
     if not order:
         raise ValueError(
             "lsuv_linen: no kernel of the called Dense/Conv layers was found in "
             "variables['params'] (lifted transforms such as nn.scan are not supported)."
         )
+
+    def forward(kernels, variables, batch):
+        variables = _capture.set_linen_kernels(variables, kernels)
+        with _capture.record_linen() as rec:
+            module.apply(variables, batch, **apply_kwargs)
+        return {p: _capture.moments(y)[1] for p, _, _, y in rec}
+
     kinds = {p: found[p] for p in order}
     if orthogonal_preinit:
         key = jax.random.key(0) if key is None else key
@@ -344,9 +347,7 @@ def lsuv_linen(
         LSUVLayer(p, found[p], 0, float("nan"), False, "kernel not found in variables['params']")
         for p in skipped
     ]
-    for p, k in kernels.items():
-        boxed = _capture.get_in(variables, kernel_path(p))
-        variables = _capture.set_in(variables, kernel_path(p), _capture.rebox(boxed, k))
+    variables = _capture.set_linen_kernels(variables, kernels, keep_box=True)
     if is_frozen:
         variables = freeze(variables)
     return variables, LSUVReport(records)

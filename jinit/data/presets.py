@@ -49,9 +49,23 @@ PARTS: tuple[str, ...] = ("encoder", "decoder")
 
 
 def _check_count(name: str, value: Any, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+    """A count (layers, branches): an int or NumPy integer (TypeError otherwise, floats
+    included) that is at least ``minimum`` (ValueError otherwise)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(
+            f"`{name}` must be an int >= {minimum}; got {value!r} of type {type(value).__name__}."
+        )
+    if value < minimum:
         raise ValueError(f"`{name}` must be an int >= {minimum}; got {value!r}.")
     return int(value)
+
+
+def _check_part(part: Any) -> None:
+    if part is not None and not isinstance(part, str):
+        raise TypeError(
+            f"`part` must be 'encoder', 'decoder' or None; got {part!r} of type "
+            f"{type(part).__name__}."
+        )
 
 
 # --------------------------------------------------------------------------------------
@@ -78,6 +92,10 @@ def gpt2_residual_normal(n_layers: int, stddev: float = 0.02, dtype: Any = None)
     Returns:
       ``jinit.normal(stddev / sqrt(2 * n_layers), dtype)``.
 
+    Raises:
+      TypeError: if ``n_layers`` is not an int or ``stddev`` not a real number.
+      ValueError: if ``n_layers`` < 1 or ``stddev`` is negative or NaN.
+
     Examples:
       >>> import jax, jinit
       >>> w = jinit.gpt2_residual_normal(12)(jax.random.key(0), (768, 768))
@@ -101,6 +119,7 @@ def gpt2_residual_normal(n_layers: int, stddev: float = 0.02, dtype: Any = None)
 def _deepnorm_constants(encoder_layers: Any, decoder_layers: Any, part: Any) -> tuple[float, float]:
     n = _check_count("encoder_layers", encoder_layers, minimum=0)
     m = _check_count("decoder_layers", decoder_layers, minimum=0)
+    _check_part(part)
     if n == 0 and m == 0:
         raise ValueError("DeepNorm needs `encoder_layers` or `decoder_layers` > 0; got 0 and 0.")
     if n and m:  # encoder-decoder
@@ -134,6 +153,11 @@ def deepnorm_alpha(
     Returns:
       :math:`\alpha` as a float.
 
+    Raises:
+      TypeError: if a layer count is not an int (``12.0`` included) or ``part`` is not a str.
+      ValueError: for a negative layer count, both counts zero, or a missing or unknown
+        ``part`` for an encoder-decoder.
+
     Examples:
       >>> import jinit
       >>> jinit.deepnorm_alpha(encoder_layers=8)  # (2 * 8) ** 0.25
@@ -161,6 +185,11 @@ def deepnorm_beta(
 
     Returns:
       :math:`\beta` as a float.
+
+    Raises:
+      TypeError: if a layer count is not an int (``12.0`` included) or ``part`` is not a str.
+      ValueError: for a negative layer count, both counts zero, or a missing or unknown
+        ``part`` for an encoder-decoder.
 
     Examples:
       >>> import jinit
@@ -205,6 +234,11 @@ def deepnorm_normal(
     Returns:
       ``jinit.variance_scaling(beta**2, "fan_avg", "normal", ...)``.
 
+    Raises:
+      TypeError: if a layer count is not an int (``12.0`` included) or ``part`` is not a str.
+      ValueError: for a negative layer count, both counts zero, or a missing or unknown
+        ``part`` for an encoder-decoder.
+
     Examples:
       >>> import jax, jinit
       >>> init = jinit.deepnorm_normal(decoder_layers=2)  # beta = 0.5
@@ -233,6 +267,10 @@ def fixup_scale(num_branches: int, branch_depth: int) -> float:
 
     Returns:
       The factor as a float (``num_branches ** (-1 / (2 * branch_depth - 2))``).
+
+    Raises:
+      TypeError: if ``num_branches`` or ``branch_depth`` is not an int.
+      ValueError: if ``num_branches`` < 1 or ``branch_depth`` < 2.
 
     Examples:
       >>> import jinit
@@ -285,6 +323,11 @@ def fixup_branch(
     Returns:
       ``jinit.variance_scaling(2 * fixup_scale(L, m) ** 2, mode, distribution, ...)``.
 
+    Raises:
+      TypeError: if ``num_branches`` or ``branch_depth`` is not an int.
+      ValueError: if ``num_branches`` < 1, ``branch_depth`` < 2, or ``mode`` /
+        ``distribution`` is unknown.
+
     Examples:
       >>> import jax, jinit
       >>> init = jinit.fixup_branch(num_branches=16, branch_depth=2)  # var 2/fan_in / 16
@@ -335,6 +378,10 @@ def mup_hidden(
 
     Returns:
       ``jinit.variance_scaling(scale, "fan_in", distribution, ...)``.
+
+    Raises:
+      TypeError: if ``scale`` is not a real number.
+      ValueError: for a negative or NaN ``scale`` or an unknown ``distribution``.
 
     Examples:
       >>> import jax, jinit
@@ -395,6 +442,10 @@ def mup_readout(
 
     Returns:
       An initializer (``jinit.zeros`` when ``zero=True``).
+
+    Raises:
+      TypeError: if ``scale`` is not a real number.
+      ValueError: for a negative or NaN ``scale``.
 
     Examples:
       >>> import jax, jinit

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, Literal
 
@@ -20,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import NamedSharding
 
-from jinit._core import Initializer, Shape, check_choice
+from jinit._core import Initializer, Shape, check_choice, check_dtype_arg
 from jinit.data import _capture
 from jinit.data import _checkpoint as ckpt
 
@@ -41,15 +42,35 @@ class FromCheckpoint(Initializer):
 
     path: str
     tensor: str
+    # (st_mtime_ns, st_size) of the file when from_checkpoint was called: part of the
+    # value, so a rewritten file gives a different initializer (and jit cache entry).
+    stat: tuple[int, int]
     layout: str = "jax"
     casting: str = "same_kind"
     dtype: np.dtype | None = None
 
     name: ClassVar[str] = "from_checkpoint"
 
+    def _check_unchanged(self) -> None:
+        try:
+            now = _file_stat(self.path)
+        except OSError as e:
+            now, why = None, f"it can no longer be read ({e})"
+        else:
+            why = "its modification time or size differ"
+        if now != self.stat:
+            raise ValueError(
+                f"from_checkpoint: {self.path!r} changed since "
+                f"from_checkpoint({self.path!r}, {self.tensor!r}) was called ({why}). "
+                "The initializer stands for the file as it was then and never returns other "
+                "values; call jinit.from_checkpoint again to use the file as it is now."
+            )
+
     def _init(self, key, shape: Shape, dtype: np.dtype, out_sharding) -> jax.Array:
         del key  # deterministic: the values come from the file
+        self._check_unchanged()
         arr = ckpt.read_array(self.path, self.tensor)
+        self._check_unchanged()  # not rewritten while it was read
         note = ""
         if self.layout == "torch":
             arr = ckpt.torch_to_jax_kernel(arr)
@@ -90,6 +111,16 @@ def from_checkpoint(
     PyTorch -> JAX transpose when ``layout="torch"``). The file is read at call time
     (only the named array's bytes), so the initializer stays a small hashable value.
 
+    The initializer stands for the file as it is when ``from_checkpoint`` is called,
+    identified by its modification time and size (``os.stat``), which are part of the
+    initializer's value. After the file is rewritten, ``from_checkpoint`` returns a new
+    initializer, unequal to the old one, that jax traces afresh (so ``jax.jit(init)``
+    reads the new values); calling the old one (eagerly, or when jax traces it) raises
+    ``ValueError`` instead of returning either version's values. A program jax has already
+    compiled from the old initializer does not run Python again: it returns the values
+    the file held when ``from_checkpoint`` was called. So after rewriting a checkpoint,
+    call ``from_checkpoint`` again.
+
     dtype policy: the stored array is cast to the requested dtype (the call's ``dtype``,
     else this factory's ``dtype``, else the default float dtype) under ``casting``:
 
@@ -107,7 +138,9 @@ def from_checkpoint(
         ``allow_pickle=False``; object arrays are refused.
       name: the array's name in the file (e.g. ``"fc.weight"``).
       layout: ``"jax"`` (stored as ``(*spatial, in, out)``) or ``"torch"`` (stored as
-        PyTorch's ``(out, in, *spatial)``, transposed on load).
+        PyTorch's Linear/Conv ``(out, in, *spatial)``, transposed on load; a PyTorch
+        ``ConvTranspose`` weight ``(in, out, *spatial)`` needs another conversion, which
+        :func:`transfer` into an nnx model does).
       casting: ``"same_kind"``, ``"safe"``, ``"no"`` or ``"unsafe"`` (see above).
       dtype: default dtype when the call passes none.
 
@@ -118,8 +151,9 @@ def from_checkpoint(
       FileNotFoundError: if ``path`` does not exist (at factory time).
       KeyError: if ``name`` is not in the file; the message lists the available names.
       ValueError: for an unsupported or malformed file, an object array, a bad
-        ``layout``/``casting`` (factory time), or a shape mismatch (call time; the message
-        names the parameter, the stored shape and the requested shape).
+        ``layout``/``casting`` (factory time), a shape mismatch (call time; the message
+        names the parameter, the stored shape and the requested shape), or a file that
+        changed since ``from_checkpoint`` was called (call time).
       TypeError: if the stored dtype cannot be cast under ``casting`` (call time).
 
     Examples:
@@ -138,12 +172,19 @@ def from_checkpoint(
     check_choice("layout", layout, LAYOUTS)
     ckpt.check_casting(casting)
     path = os.path.abspath(os.fspath(path))
-    header = ckpt.read_header(path)  # format, existence and object arrays, at factory time
+    ckpt.checkpoint_format(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"Checkpoint {path!r} does not exist.")
+    stat = _file_stat(path)  # before the header: a change after this is caught at call time
+    header = ckpt.read_header(path)  # format and object arrays, at factory time
     if name not in header:
         raise ckpt._missing(path, name, list(header))
-    from jinit._core import check_dtype_arg
+    return FromCheckpoint(path, name, stat, layout, casting, check_dtype_arg("dtype", dtype))
 
-    return FromCheckpoint(path, name, layout, casting, check_dtype_arg("dtype", dtype))
+
+def _file_stat(path: str) -> tuple[int, int]:
+    st = os.stat(path)
+    return (st.st_mtime_ns, st.st_size)
 
 
 # --------------------------------------------------------------------------------------
@@ -157,10 +198,14 @@ class TransferReport:
 
     Attributes:
       copied: target name -> source name, for every copied array.
-      transposed: target names whose array was transposed from the PyTorch layout.
+      transposed: target names whose array was converted from the PyTorch layout.
       missing: target names that no source array matched (left unchanged).
-      mismatched: target name -> reason (shape or dtype), for matched but not copied arrays.
+      mismatched: target name -> reason (shape, dtype, or a layout jinit cannot convert),
+        for matched but not copied arrays.
       unused: source name -> reason, for source arrays that were not copied anywhere.
+      warnings: target name -> what to check, for copied arrays whose layout jinit could
+        not verify (a square conv kernel in a tree without module types, which could
+        belong to a ``ConvTranspose``).
     """
 
     copied: dict[str, str] = dataclasses.field(default_factory=dict)
@@ -168,6 +213,7 @@ class TransferReport:
     missing: list[str] = dataclasses.field(default_factory=list)
     mismatched: dict[str, str] = dataclasses.field(default_factory=dict)
     unused: dict[str, str] = dataclasses.field(default_factory=dict)
+    warnings: dict[str, str] = dataclasses.field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -179,6 +225,7 @@ class TransferReport:
             f"transfer: {len(self.copied)} copied ({len(self.transposed)} transposed), "
             f"{len(self.missing)} missing, {len(self.mismatched)} mismatched, "
             f"{len(self.unused)} unused source arrays"
+            + (f", {len(self.warnings)} warnings" if self.warnings else "")
         ]
         for t, s in self.copied.items():
             flag = "  [transposed]" if t in self.transposed else ""
@@ -186,6 +233,7 @@ class TransferReport:
         lines += [f"  missing    {t}" for t in self.missing]
         lines += [f"  mismatched {t}: {r}" for t, r in self.mismatched.items()]
         lines += [f"  unused     {s}: {r}" for s, r in self.unused.items()]
+        lines += [f"  warning    {t}: {w}" for t, w in self.warnings.items()]
         return "\n".join(lines)
 
 
@@ -282,14 +330,22 @@ def _resolve(
     return None
 
 
-def _target_leaves(target: Any) -> tuple[str, dict[str, Any], Callable[[dict[str, Any]], Any]]:
-    """Returns (kind, {name: current array}, rebuild(new_values) -> result)."""
+def _target_leaves(
+    target: Any,
+) -> tuple[str, dict[str, Any], Callable[[dict[str, Any]], Any], dict[str, Any] | None]:
+    """Returns (kind, {name: current array}, rebuild(new_values) -> result, owners).
+
+    ``owners`` maps each name to the module holding it, for nnx modules; None for trees
+    that carry no module types (nnx.State, linen dicts).
+    """
     from flax import nnx
 
     if isinstance(target, nnx.Module):
         state = nnx.state(target, nnx.Any(nnx.Param, nnx.BatchStat))
         flat = list(nnx.to_flat_state(state))
         names = {"/".join(str(p) for p in path): (path, var) for path, var in flat}
+        modules = {_capture.path_str(p): m for p, m in nnx.iter_modules(target)}
+        owners = {n: modules.get(n.rpartition("/")[0]) for n in names}
 
         def rebuild_module(new: dict[str, Any]) -> Any:
             for n, value in new.items():
@@ -297,7 +353,8 @@ def _target_leaves(target: Any) -> tuple[str, dict[str, Any], Callable[[dict[str
             nnx.update(target, state)
             return target
 
-        return "an nnx.Module", {n: v.get_value() for n, (_, v) in names.items()}, rebuild_module
+        current = {n: v.get_value() for n, (_, v) in names.items()}
+        return "an nnx.Module", current, rebuild_module, owners
 
     if isinstance(target, nnx.State):
         flat = [(p, v) for p, v in nnx.to_flat_state(target) if not isinstance(v, nnx.RngState)]
@@ -310,7 +367,8 @@ def _target_leaves(target: Any) -> tuple[str, dict[str, Any], Callable[[dict[str
             ]
             return nnx.from_flat_state(items + others)
 
-        return "an nnx.State", {n: v.get_value() for n, (_, v) in names.items()}, rebuild_state
+        current = {n: v.get_value() for n, (_, v) in names.items()}
+        return "an nnx.State", current, rebuild_state, None
 
     if isinstance(target, Mapping):
         from flax.core import FrozenDict, freeze
@@ -338,11 +396,72 @@ def _target_leaves(target: Any) -> tuple[str, dict[str, Any], Callable[[dict[str
             return freeze(out) if frozen else out
 
         current = {n: _capture.unbox(flat[k]) for n, k in names.items()}
-        return "a dict", current, rebuild_dict
+        return "a dict", current, rebuild_dict, None
 
     raise TypeError(
         "`target` must be an nnx.Module, an nnx.State, or a linen variables/params dict; "
         f"got {type(target).__name__}."
+    )
+
+
+_LINEN_CONV_TRANSPOSE = re.compile(r"(^|/)ConvTranspose_\d+$")  # linen's automatic names
+
+
+def _torch_kernel(
+    arr: np.ndarray, t_name: str, t_shape: tuple[int, ...], owners: dict[str, Any] | None
+) -> tuple[np.ndarray, str, str | None, str | None]:
+    """A PyTorch ``weight`` for the Flax kernel ``t_name``: (array, how, refusal, warning).
+
+    nnx modules say which layer owns the kernel: an ``nnx.ConvTranspose`` gets the
+    ConvTranspose conversion, anything else the Linear/Conv transpose. Trees without
+    module types (linen dicts, nnx.State) get the Linear/Conv transpose, except a kernel
+    linen named ``ConvTranspose_<n>``, which is refused (``refusal``); a square conv kernel
+    there is copied with a ``warning``, since a ConvTranspose one would fit it too.
+    """
+    from flax import nnx
+
+    if owners is not None:
+        owner = owners.get(t_name)
+        if isinstance(owner, nnx.ConvTranspose):
+            transpose_kernel = bool(owner.transpose_kernel)
+            out = ckpt.torch_to_jax_conv_transpose_kernel(arr, transpose_kernel=transpose_kernel)
+            how = (
+                " after the PyTorch ConvTranspose (in, out, *k) -> Flax ConvTranspose "
+                f"conversion for transpose_kernel={transpose_kernel}"
+            )
+            return out, how, None, None
+        out = ckpt.torch_to_jax_kernel(arr)
+        return out, " after the PyTorch -> JAX transpose" + _hint(arr, t_shape), None, None
+    owner_name = t_name.rpartition("/")[0]
+    if arr.ndim >= 3 and _LINEN_CONV_TRANSPOSE.search(owner_name):
+        refusal = (
+            f"looks like the kernel of a linen nn.ConvTranspose (automatic name "
+            f"{owner_name!r}) and was not transposed: PyTorch "
+            "stores ConvTranspose weights as (in, out, *k), flipped spatially relative to "
+            "Flax, and a variables dict does not say whether the layer sets transpose_kernel. "
+            "Transfer into the nnx model instead (jinit converts nnx.ConvTranspose kernels), "
+            "or convert the array yourself and pass it with layout='jax'"
+        )
+        return arr, "", refusal, None
+    out = ckpt.torch_to_jax_kernel(arr)
+    warning = None
+    if arr.ndim >= 3 and tuple(out.shape) == t_shape and t_shape[-2] == t_shape[-1]:
+        warning = (
+            "was transposed as a PyTorch Conv weight (out, in, *k) -> (*k, in, out). If this "
+            "layer is a ConvTranspose, PyTorch stored it as (in, out, *k) and the copied values "
+            "are wrong although the shapes agree; jinit can tell the two apart only in an "
+            "nnx.Module target"
+        )
+    return out, " after the PyTorch -> JAX transpose" + _hint(arr, t_shape), None, warning
+
+
+def _hint(arr: np.ndarray, t_shape: tuple[int, ...]) -> str:
+    """For a shape mismatch: a hint when the source would fit as a ConvTranspose weight."""
+    if arr.ndim < 3 or (*arr.shape[2:], *arr.shape[:2]) != t_shape:
+        return ""
+    return (
+        " (a PyTorch ConvTranspose weight? Those are stored as (in, out, *k); jinit converts "
+        "them into the nnx.ConvTranspose layers of an nnx.Module target)"
     )
 
 
@@ -368,8 +487,18 @@ def transfer(
     ``(*k, in, out)``), or ``scale`` (norm layers) or ``embedding`` (``nn.Embedding``, not
     transposed), whichever the target has; ``bias`` -> ``bias``; ``running_mean`` /
     ``running_var`` -> ``mean`` / ``var``; ``num_batches_tracked`` is ignored. Inputs stay
-    your job: a PyTorch conv expects NCHW, a Flax conv NHWC. ``ConvTranspose`` weights
-    (stored ``(in, out, *k)`` by PyTorch) are not handled: convert them yourself.
+    your job: a PyTorch conv expects NCHW, a Flax conv NHWC.
+
+    PyTorch stores ``ConvTranspose`` weights as ``(in, out, *k)`` and applies them
+    spatially flipped relative to Flax. In an ``nnx.Module`` target jinit sees which
+    kernels belong to an ``nnx.ConvTranspose`` and converts them so the layer computes
+    what PyTorch's does (``(*k, in, out)`` with the spatial axes reversed, or the plain
+    ``(*k, out, in)`` transpose when the layer sets ``transpose_kernel=True``; PyTorch
+    ``padding=0`` is Flax ``padding="VALID"``). Linen dicts and ``nnx.State`` carry no
+    module types: a kernel linen named ``ConvTranspose_<n>`` is not transposed but
+    reported as mismatched, and any other conv kernel gets the Conv transpose, with an
+    entry in ``report.warnings`` when it is square in its channels (``in == out``), the one
+    case where a ConvTranspose weight would pass the shape check with wrong values.
 
     Args:
       target: an ``nnx.Module`` (updated in place), an ``nnx.State``, or a linen
@@ -412,7 +541,7 @@ def transfer(
     ckpt.check_casting(casting)
     if mapping is not None and not (isinstance(mapping, Mapping) or callable(mapping)):
         raise TypeError(f"`mapping` must be a dict, a callable or None; got {mapping!r}.")
-    kind, targets, rebuild = _target_leaves(target)
+    kind, targets, rebuild, owners = _target_leaves(target)
     sources = _source_arrays(source)
     report = TransferReport()
     new: dict[str, Any] = {}
@@ -454,15 +583,18 @@ def transfer(
         if arr.dtype.hasobject:
             report.mismatched[t_name] = f"source {s_name!r} is an object array"
             continue
-        transposed = layout == "torch" and t_name.split("/")[-1] == "kernel" and arr.ndim >= 2
-        if transposed:
-            arr = ckpt.torch_to_jax_kernel(arr)
         current = targets[t_name]
         t_dtype = getattr(current, "dtype", None)
         t_dtype = np.dtype(np.asarray(current).dtype if t_dtype is None else t_dtype)
         t_shape = tuple(np.shape(current))
+        transposed = layout == "torch" and t_name.split("/")[-1] == "kernel" and arr.ndim >= 2
+        how, warning = "", None
+        if transposed:
+            arr, how, refusal, warning = _torch_kernel(arr, t_name, t_shape, owners)
+            if refusal is not None:
+                report.mismatched[t_name] = f"source {s_name!r} {refusal}"
+                continue
         if tuple(arr.shape) != t_shape:
-            how = " after the PyTorch -> JAX transpose" if transposed else ""
             report.mismatched[t_name] = (
                 f"source {s_name!r} has shape {tuple(arr.shape)}{how}, target has {t_shape}"
             )
@@ -482,6 +614,8 @@ def transfer(
         report.copied[t_name] = s_name
         if transposed:
             report.transposed.append(t_name)
+        if warning is not None:
+            report.warnings[t_name] = f"source {s_name!r} {warning}"
 
     report.missing = [t for t in targets if t not in used_by]
     if strict and not report.ok:
