@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from jinit._table import format_table as _format_table
+
 if TYPE_CHECKING:
     from jinit.train.study import Study
 
@@ -62,15 +64,8 @@ def table_rows(study: Study) -> list[list[str]]:
 
 
 def format_table(study: Study) -> str:
-    """A fixed-width text table for terminals."""
-    rows = [list(COLUMNS), *table_rows(study)]
-    widths = [max(len(row[c]) for row in rows) for c in range(len(COLUMNS))]
-    lines = [
-        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
-        for row in rows
-    ]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+    """A fixed-width text table for terminals (jinit's shared :mod:`jinit._table` format)."""
+    return _format_table(COLUMNS, table_rows(study))
 
 
 def markdown_table(study: Study) -> str:
