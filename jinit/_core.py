@@ -38,8 +38,10 @@ __all__ = [
 
 def check_choice(name: str, value: Any, allowed: Sequence[str]) -> str:
     """Returns ``value`` if it is one of ``allowed``; raises a ValueError naming them."""
-    if not isinstance(value, str) or value not in allowed:
-        options = ", ".join(repr(a) for a in allowed)
+    options = ", ".join(repr(a) for a in allowed)
+    if not isinstance(value, str):
+        raise TypeError(f"`{name}` must be a string, one of {options}; got {value!r}.")
+    if value not in allowed:
         raise ValueError(f"`{name}` must be one of {options}; got {value!r}.")
     return value
 
