@@ -59,6 +59,11 @@ KEY = jax.random.key(0)
             r"`lower` must be less than `upper`",
         ),
         (
+            lambda: jinit.variance_scaling(1.0, 2, "normal"),
+            TypeError,
+            r"`mode` must be a string, one of 'fan_in'",
+        ),
+        (
             lambda: jinit.orthogonal(method="svd"),
             ValueError,
             r"`method` must be one of 'qr', 'householder', 'cholesky_qr2'; got 'svd'",
