@@ -14,7 +14,7 @@ independent across the batch. They differ in cost and in which values they retur
   their product is formed, in the compact "UT" form
   ``H_1 \cdots H_m = I - Y S^{-1} Y^T`` with ``S = I + \mathrm{striu}(Y^T Y)`` for
   reflectors ``H_k = I - y_k y_k^T``, ``\|y_k\|^2 = 2`` (Joffrain et al. 2006), in blocks
-  of 128 columns for large square-ish shapes. Matrix products and unit-triangular solves
+  of 32 or 128 columns beyond 64 columns. Matrix products and unit-triangular solves
   only (level-3 BLAS), batched over the batch.
 * :func:`haar_cholesky_qr2` for tall matrices (``max(n, m) >= 4 min(n, m)``): CholeskyQR
   applied twice (Fukaya et al. 2014), ``G = Z^T Z = R^T R``, ``Q = Z R^{-1}``; since
@@ -212,16 +212,18 @@ def _householder_from_gaussian(z: jax.Array) -> jax.Array:
 
 
 def _householder_block(n: int, m: int) -> int:
-    """Columns per block reflector: one block for small or tall shapes, else 128.
+    """Columns per block reflector: one block up to 64 columns, then 32, then 128.
 
-    One block costs about ``4 n m^2 + m^3`` flops in three large level-3 calls, the same
-    for any shape; blocks of ``b`` applied backwards (as LAPACK ``orgqr`` does) skip the
-    zero part of the triangle, about ``4 n m^2 - 2 m^3`` plus ``O(n m b)``, which pays off
-    for large matrices that are not tall.
+    One block costs about ``4 n m^2 + m^3`` flops in three large level-3 calls, the last
+    a triangular solve with ``m`` right-hand sides, which XLA's CPU backend runs far below
+    matmul speed. Blocks of ``b`` applied backwards (as LAPACK ``orgqr`` does) skip the zero
+    part of the triangle, about ``4 n m^2 - 2 m^3`` plus ``O(n m b)``, and keep the solves
+    ``b x b``; measured on CPU, this wins from ``m = 128`` on, at any aspect ratio.
     """
-    if m < 256 or n >= CHOLESKY_MIN_ASPECT * m:
+    del n  # the measured optimum did not depend on the number of rows
+    if m <= 64:
         return max(m, 1)
-    return 128
+    return 32 if m <= 256 else 128
 
 
 def _householder_product(y: jax.Array, block: int) -> jax.Array:

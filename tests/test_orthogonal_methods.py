@@ -250,5 +250,6 @@ def test_blocked_householder_product_matches_one_block(n, m, block, monkeypatch)
 
 def test_householder_large_square_uses_blocks_and_is_orthogonal():
     assert om._householder_block(300, 300) == 128
+    assert om._householder_block(1000, 100) == 32
     x = om.haar_householder(jax.random.key(0), 300, 300)
     assert orthogonality_error(x) < 2e-5
