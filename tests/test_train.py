@@ -9,10 +9,12 @@ import pytest
 from flax import nnx
 
 from jinit import train
-from jinit.train import loop
+from jinit.train import loop, metrics
 
-SMALL_MODEL = train.MLPConfig(hidden=(8, 8))
-SMALL_TRAIN = train.TrainConfig(steps=30, learning_rate=0.05)
+# The same study (3 inits x 2 seeds, 2 hidden layers of 16, 150 steps on circles) is run by
+# test_train_findings.py and test_train_cli.py: one compiled program serves all three files.
+SMALL_MODEL = train.MLPConfig(hidden=(16, 16))
+SMALL_TRAIN = train.TrainConfig(steps=150, learning_rate=0.05)
 SMALL_INITS = ("zeros", "he_normal", "glorot_uniform")
 
 
@@ -105,6 +107,50 @@ def test_deep_config_rejects_zero_width():
         train.MLPConfig.deep(depth=3, width=0)
 
 
+def test_configs_accept_numpy_numbers_and_store_python_ones():
+    deep = train.MLPConfig.deep(np.int64(3), np.int32(4))
+    assert deep.hidden == (4, 4, 4) and all(type(w) is int for w in deep.hidden)
+    assert train.MLPConfig(hidden=[np.int16(5)]).hidden == (5,)
+    config = train.TrainConfig(
+        steps=np.int64(5), learning_rate=np.float32(0.5), batch_size=np.int32(8), target_loss=0
+    )
+    assert (config.steps, config.learning_rate, config.batch_size, config.target_loss) == (
+        5,
+        0.5,
+        8,
+        0.0,
+    )
+    assert [type(v) for v in (config.steps, config.batch_size)] == [int, int]
+    assert [type(v) for v in (config.learning_rate, config.target_loss)] == [float, float]
+
+
+@pytest.mark.parametrize(
+    ("build", "match"),
+    [
+        (lambda: train.TrainConfig(steps=3.0), r"`steps` must be an int; got 3.0 of type float"),
+        (lambda: train.TrainConfig(steps="3"), r"`steps` must be an int; got '3'"),
+        (lambda: train.TrainConfig(steps=True), r"`steps` must be an int; got True"),
+        (lambda: train.TrainConfig(optimizer=3), r"`optimizer` must be a string.*got 3"),
+        (lambda: train.TrainConfig(learning_rate="0.1"), r"`learning_rate` must be a real .*'0.1'"),
+        (
+            lambda: train.TrainConfig(batch_size=2.5),
+            r"`batch_size` must be an int or None; got 2.5",
+        ),
+        (lambda: train.TrainConfig(target_loss=None), r"`target_loss` must be a real.*got None"),
+        (lambda: train.MLPConfig.deep(3.0, 4), r"`depth` must be an int; got 3.0"),
+        (lambda: train.MLPConfig.deep(3, "4"), r"`width` must be an int; got '4'"),
+        (lambda: train.MLPConfig(hidden=(8, 2.5)), r"`hidden` must be a sequence of ints.*2.5"),
+        (lambda: train.MLPConfig(activation=None), r"`activation` must be a string.*got None"),
+        (lambda: train.load_dataset("circles", n_samples=100.0), r"`n_samples` .*got 100.0"),
+        (lambda: train.load_dataset("circles", seed="0"), r"`seed` must be an int; got '0'"),
+        (lambda: train.load_dataset(3), r"`dataset` must be a string.*got 3"),
+    ],
+)
+def test_wrong_kinds_raise_type_error_naming_the_argument(build, match):
+    with pytest.raises(TypeError, match=match):
+        build()
+
+
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
@@ -124,8 +170,26 @@ def test_compare_rejects_unknown_and_duplicate_inits():
         train.compare(["he_nromal"], "circles", model=SMALL_MODEL, train=SMALL_TRAIN)
     with pytest.raises(ValueError, match="names 'zeros' twice"):
         train.compare(["zeros", "zeros"], "circles", model=SMALL_MODEL, train=SMALL_TRAIN)
-    with pytest.raises(ValueError, match="`seeds` must be >= 1; got 0"):
+    with pytest.raises(ValueError, match="`seeds` must be an int >= 1; got 0"):
         train.compare(["zeros"], "circles", model=SMALL_MODEL, train=SMALL_TRAIN, seeds=0)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"seeds": 2.0}, r"`seeds` must be an int .*; got 2.0"),
+        ({"seeds": "3"}, r"`seeds` must be an int .*; got '3'"),
+        ({"seeds": [0, 1.5]}, r"`seeds` must be an int .*; got \[0, 1.5\]"),
+        ({"inits": 3}, r"`inits` must be a sequence or mapping .*; got 3"),
+        ({"inits": "he_normal"}, r"`inits` must be a sequence or mapping .*; got 'he_normal'"),
+        ({"dataset": 3}, r"`dataset` must be a dataset name or a Dataset; got 3"),
+        ({"model": (8, 8)}, r"`model` must be an MLPConfig; got \(8, 8\)"),
+    ],
+)
+def test_compare_rejects_wrong_kinds_with_type_error(kwargs, match):
+    kwargs = {"inits": ["zeros"], "dataset": "circles", **kwargs}
+    with pytest.raises(TypeError, match=match):
+        train.compare(kwargs.pop("inits"), kwargs.pop("dataset"), **kwargs)
 
 
 # --- results ------------------------------------------------------------------------------
@@ -140,12 +204,11 @@ def test_results_follow_the_schema(small_study):
     results = json.loads(json.dumps(small_study.to_dict(), allow_nan=False))
     assert set(results) == {"config", "runs"}
     config = results["config"]
-    assert config["dataset"] == "circles" and config["hidden"] == [8, 8]
+    assert config["dataset"] == "circles" and config["hidden"] == [16, 16]
     assert config["inits"] == list(SMALL_INITS) and config["seeds"] == [0, 1]
     assert [run["init"] for run in results["runs"]] == list(SMALL_INITS)
     for run in results["runs"]:
         assert len(run["loss_curve"]) == SMALL_TRAIN.steps + 1
-        assert run["loss_curve"][0] == pytest.approx(run["initial_loss"]["mean"])
         for key in ("final_train_loss", "test_accuracy", "train_accuracy", "initial_loss"):
             _assert_mean_std(run[key], 2)
         assert len(run["steps_to_target"]) == 2
@@ -160,9 +223,50 @@ def test_results_follow_the_schema(small_study):
     )
 
 
-def test_same_seed_gives_identical_results(small_study):
-    again = train.compare(SMALL_INITS, "circles", model=SMALL_MODEL, train=SMALL_TRAIN, seeds=2)
+def _reference_at_init(init, seed, data):
+    """Loss, hidden-layer stds and kernel-gradient norms at init, computed without the trainer."""
+    import jax
+
+    param_key = jax.random.split(jax.random.key(seed))[0]  # the trainer's parameter key
+    model = train.MLP(2, (16, 16), 2, kernel_init=init, rngs=nnx.Rngs(params=param_key))
+    kernels = [layer.kernel[...] for layer in model.layers]
+    biases = [layer.bias[...] for layer in model.layers]
+    x, labels = jnp.asarray(data.x_train), jnp.asarray(data.y_train)
+
+    def loss_and_stds(kernels):
+        h, stds = x, []
+        for w, b in zip(kernels[:-1], biases[:-1], strict=True):
+            h = jnp.maximum(h @ w + b, 0.0)
+            stds.append(jnp.std(h))
+        logits = h @ kernels[-1] + biases[-1]
+        log_p = logits - jax.scipy.special.logsumexp(logits, axis=1, keepdims=True)
+        return -jnp.mean(log_p[jnp.arange(len(labels)), labels]), stds
+
+    (loss, stds), grads = jax.jit(jax.value_and_grad(loss_and_stds, has_aux=True))(kernels)
+    return float(loss), np.array(stds), np.array([float(jnp.linalg.norm(g)) for g in grads])
+
+
+def test_statistics_at_init_match_an_independent_computation(small_study):
+    data = train.load_dataset("circles")
+    for init in ("he_normal", "glorot_uniform"):
+        run = next(r for r in small_study.runs if r["init"] == init)
+        refs = [_reference_at_init(init, seed, data) for seed in (0, 1)]
+        for seed, (loss, _, _) in enumerate(refs):
+            assert small_study.curves[init][seed, 0] == pytest.approx(loss, rel=1e-5)
+        np.testing.assert_allclose(
+            run["activation_std_at_init"], np.mean([r[1] for r in refs], axis=0), rtol=1e-5
+        )
+        np.testing.assert_allclose(
+            run["grad_norm_at_init"], np.mean([r[2] for r in refs], axis=0), rtol=1e-4
+        )
+
+
+def test_same_seeds_give_identical_results_also_as_a_numpy_int(small_study):
+    again = train.compare(
+        SMALL_INITS, "circles", model=SMALL_MODEL, train=SMALL_TRAIN, seeds=np.int64(2)
+    )
     assert again.to_dict() == small_study.to_dict()
+    assert [type(s) for s in again.config["seeds"]] == [int, int]
 
 
 def test_one_compile_per_configuration(small_study):
@@ -181,16 +285,93 @@ def test_one_compile_per_configuration(small_study):
 
 
 def test_divergence_is_reported_not_raised(tmp_path):
-    blowup = train.TrainConfig(steps=20, optimizer="sgd", learning_rate=1e4)
-    study = train.compare(
-        ["he_normal"], "circles", model=train.MLPConfig(hidden=(8,)), train=blowup, seeds=2
-    )
-    run = study.runs[0]
-    assert run["diverged"] is True and run["diverged_per_seed"] == [True, True]
-    assert run["final_train_loss"]["mean"] is None and None in run["loss_curve"]
+    # lr 1e6 blows up He and Glorot in every seed; zero init gets no gradient (balanced
+    # classes, dead units) and stays finite. Same program as `small_study` (lr is traced).
+    blowup = train.TrainConfig(steps=SMALL_TRAIN.steps, learning_rate=1e6)
+    study = train.compare(SMALL_INITS, "circles", model=SMALL_MODEL, train=blowup, seeds=2)
+    zeros, he, glorot = study.runs
+    assert zeros["diverged"] is False and None not in zeros["loss_curve"]
+    for run in (he, glorot):
+        assert run["diverged"] is True and run["diverged_per_seed"] == [True, True]
+        assert run["final_train_loss"]["mean"] is None and run["final_train_loss"]["std"] is None
+        # Every seed diverged: the curve is null from the first non-finite mean on.
+        assert run["loss_curve"][0] is not None and run["loss_curve"][-1] is None
     paths = study.save(tmp_path)
     json.loads(paths["results.json"].read_text())  # strict JSON: nulls, no NaN
-    assert "diverged" in paths["report.md"].read_text()
+    assert (
+        "**he_normal** diverged (non-finite loss) for 2/2 seeds." in paths["report.md"].read_text()
+    )
+
+
+def test_loss_curve_averages_the_seeds_that_did_not_diverge():
+    nan, inf = float("nan"), float("inf")
+    curves = np.array([[0.7, 0.5, 0.3], [0.7, 2e30, nan], [0.7, 0.4, 0.2]])
+    run = metrics.summarize_runs(
+        "x",
+        curves,
+        train_accuracy=np.array([0.9, 0.1, 1.0]),
+        test_accuracy=np.array([0.8, 0.5, 1.0]),
+        activation_std=np.ones((3, 2)),
+        grad_norm=np.ones((3, 3)),
+        target_loss=0.45,
+    )
+    assert run["diverged"] is True and run["diverged_per_seed"] == [False, True, False]
+    np.testing.assert_allclose(run["loss_curve"], [0.7, 0.45, 0.25])
+    np.testing.assert_allclose(run["loss_curve_std"], [0.0, 0.1 / 2**0.5, 0.1 / 2**0.5])
+    assert run["final_train_loss"]["per_seed"] == [0.3, None, 0.2]
+    assert run["final_train_loss"]["mean"] == pytest.approx(0.25)
+    assert run["test_accuracy"]["mean"] == pytest.approx(0.9)
+    assert run["steps_to_target"] == [2, None, 1]
+    assert run["initial_loss"]["mean"] == pytest.approx(0.7)
+    # When every seed diverged the plain mean is kept: null where it is not finite.
+    both = metrics.summarize_runs(
+        "y",
+        np.array([[0.7, 0.6, inf], [0.7, nan, nan]]),
+        train_accuracy=np.zeros(2),
+        test_accuracy=np.zeros(2),
+        activation_std=np.ones((2, 1)),
+        grad_norm=np.ones((2, 2)),
+        target_loss=0.1,
+    )
+    assert both["diverged_per_seed"] == [True, True]
+    assert both["loss_curve"] == [0.7, None, None]
+
+
+def test_std_over_seeds_is_the_sample_std():
+    assert metrics.mean_std([1.0, 3.0, None])["std"] == pytest.approx(2**0.5)
+    assert metrics.mean_std([1.0, 2.0, 3.0])["std"] == pytest.approx(1.0)
+    assert metrics.mean_std([0.25])["std"] == 0.0
+    _, std = metrics.curve_mean_std(np.array([[1.0, 2.0], [3.0, 2.0]]))
+    np.testing.assert_allclose(std, [2**0.5, 0.0])
+
+
+def _fake_study(steps_by_init, seeds=(0, 1, 2)):
+    runs = [
+        {
+            "init": init,
+            "steps_to_target": steps,
+            "loss_curve": [0.7, 0.01],
+            "diverged": False,
+            "diverged_per_seed": [False] * len(seeds),
+            "activation_std_at_init": [1.0, 1.0],
+        }
+        for init, steps in steps_by_init.items()
+    ]
+    config = {"target_loss": 0.05, "seeds": list(seeds)}
+    return train.Study(config, runs, curves={}, activations={}, seconds=0.0)
+
+
+def test_fastest_is_the_init_most_seeds_reach_the_target_with_then_fewest_steps():
+    from jinit.train.report import findings
+
+    study = _fake_study({"lucky": [10, None, None], "steady": [50, 60, 70], "two": [20, None, 30]})
+    fastest = [note for note in findings(study) if note.startswith("Fastest")]
+    assert fastest == [
+        "Fastest to training loss 0.05: **steady** (3/3 seeds reached it, in 60 steps on average)."
+    ]
+    same_count = _fake_study({"slow": [50, 70, None], "quick": [None, 30, 40]})
+    assert "**quick** (2/3 seeds reached it, in 35 steps" in findings(same_count)[0]
+    assert not any(n.startswith("Fastest") for n in findings(_fake_study({"a": [None] * 3})))
 
 
 def test_minibatch_training_is_deterministic_and_learns():
@@ -213,33 +394,8 @@ def test_save_writes_the_four_files(small_study, tmp_path):
     assert paths["loss_curves.png"].read_bytes()[:4] == b"\x89PNG"
     report = paths["report.md"].read_text()
     assert "| he_normal |" in report and "loss_curves.png" in report
+    assert "Mean ± sample std over seeds" in report
+    assert "**zeros** did not learn" in report
+    assert "Fastest to training loss 0.05: **" in report and "(2/2 seeds reached it" in report
     table = small_study.table()
     assert table.splitlines()[0].startswith("init") and "glorot_uniform" in table
-
-
-def test_init_statistics_match_jinit_data_diagnose():
-    # The trainer and jinit.data.diagnose share the definitions of the statistics.
-    diagnose = pytest.importorskip("jinit.data").diagnose
-    import jax
-    import optax
-
-    data = train.load_dataset("circles", n_samples=100)
-    study = train.compare(
-        ["he_normal"], data, model=SMALL_MODEL, train=train.TrainConfig(steps=1), seeds=[0]
-    )
-    param_key = jax.random.split(jax.random.key(0))[0]  # the trainer's key for seed 0
-    model = train.MLP(2, (8, 8), 2, kernel_init="he_normal", rngs=nnx.Rngs(params=param_key))
-    labels = data.y_train
-    report = diagnose(
-        model,
-        data.x_train,
-        loss_fn=lambda logits: optax.softmax_cross_entropy_with_integer_labels(
-            logits, labels
-        ).mean(),
-    )
-    run = study.runs[0]
-    np.testing.assert_allclose(
-        run["activation_std_at_init"], report.hidden_activation_std, rtol=1e-5
-    )
-    np.testing.assert_allclose(run["grad_norm_at_init"], report.grad_norm, rtol=1e-4)
-    assert run["loss_curve"][0] == pytest.approx(report.loss, rel=1e-5)

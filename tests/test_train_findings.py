@@ -17,14 +17,15 @@ from jinit import train
 
 
 def test_zero_init_stays_symmetric_at_ln2_and_he_learns_circles():
+    # The study of test_train.py's `small_study` (one compiled program for both files).
     study = train.compare(
-        ["zeros", "he_normal"],
+        ["zeros", "he_normal", "glorot_uniform"],
         "circles",
         model=train.MLPConfig(hidden=(16, 16)),
         train=train.TrainConfig(steps=150, learning_rate=0.05),
         seeds=2,
     )
-    zeros, he = study.runs
+    zeros, he, _ = study.runs
     np.testing.assert_allclose(study.curves["zeros"], math.log(2), atol=1e-6)
     assert zeros["activation_std_at_init"] == [0.0, 0.0]
     assert zeros["test_accuracy"]["mean"] == pytest.approx(0.5)  # chance on balanced data

@@ -2,12 +2,12 @@
 
 >>> from jinit import train
 >>> study = train.compare(["zeros", "he_normal"], "circles",
-...                       model=train.MLPConfig(hidden=(8, 8)),
-...                       train=train.TrainConfig(steps=20), seeds=2)
+...                       model=train.MLPConfig(hidden=(8,)),
+...                       train=train.TrainConfig(steps=5), seeds=2)
 >>> sorted(study.to_dict())
 ['config', 'runs']
 
-The same study from a shell: ``jinit compare --inits zeros,he_normal --hidden 8,8 --steps 20``.
+The same study from a shell: ``jinit compare --inits zeros,he_normal --hidden 8 --steps 5``.
 """
 
 from jinit.train.datasets import DATASETS as DATASETS

@@ -43,6 +43,16 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _nonnegative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0; got {text!r}") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a finite number >= 0; got {text!r}")
+    return value
+
+
 def _widths(text: str) -> tuple[int, ...]:
     parts = [p.strip() for p in text.split(",")]
     try:
@@ -150,10 +160,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--target-loss",
-        type=_positive_float,
+        type=_nonnegative_float,
         metavar="LOSS",
         default=train.target_loss,
-        help=f"loss defining steps-to-target (default {train.target_loss})",
+        help=f"loss defining steps-to-target, >= 0 (default {train.target_loss})",
     )
     p.add_argument(
         "--out",
@@ -203,7 +213,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             batch_size=args.batch_size,
             target_loss=args.target_loss,
         )
-    except (ValueError, ImportError) as err:
+    except (TypeError, ValueError, ImportError) as err:
         parser.error(str(err))
 
     n_runs = len(args.inits) * args.seeds

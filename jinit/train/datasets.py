@@ -13,6 +13,8 @@ from collections.abc import Callable
 
 import numpy as np
 
+from jinit.train._checks import check_int, check_real, check_str
+
 DATASETS: tuple[str, ...] = ("circles", "moons", "spirals", "digits")
 """Names accepted by :func:`load_dataset`."""
 
@@ -157,6 +159,7 @@ def load_dataset(
         statistics (constant features are left at 0), labels are int32.
 
     Raises:
+        TypeError: for an argument of the wrong kind (NumPy integers and floats are fine).
         ValueError: for an unknown ``name`` or an out-of-range argument.
 
     Examples:
@@ -166,17 +169,12 @@ def load_dataset(
         >>> bool((data.y_train == 0).sum() == (data.y_train == 1).sum())
         True
     """
-    if not isinstance(name, str) or name not in DATASETS:
-        allowed = ", ".join(repr(d) for d in DATASETS)
-        raise ValueError(f"`dataset` must be one of {allowed}; got {name!r}.")
-    if n_samples is not None and (
-        isinstance(n_samples, bool) or not isinstance(n_samples, int | np.integer) or n_samples < 10
-    ):
-        raise ValueError(f"`n_samples` must be an int >= 10 or None; got {n_samples!r}.")
-    if noise is not None and not (np.isfinite(noise) and noise >= 0):
-        raise ValueError(f"`noise` must be a finite float >= 0 or None; got {noise!r}.")
-    if not 0.0 < test_fraction < 1.0:
+    check_str("dataset", name, DATASETS)
+    n_samples = check_int("n_samples", n_samples, 10, or_none=True)
+    noise = None if noise is None else check_real("noise", noise, positive=False)
+    if not 0.0 < check_real("test_fraction", test_fraction, positive=True) < 1.0:
         raise ValueError(f"`test_fraction` must be in (0, 1); got {test_fraction!r}.")
+    seed = check_int("seed", seed, 0)
 
     rng = np.random.default_rng(seed)
     if name == "digits":

@@ -10,7 +10,6 @@ learning rate, data and parameter values are traced arguments.
 from __future__ import annotations
 
 import dataclasses
-import math
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -20,6 +19,8 @@ import jax
 import jax.numpy as jnp
 import optax
 from flax import nnx
+
+from jinit.train._checks import check_int, check_real, check_str
 
 OPTIMIZERS: tuple[str, ...] = ("sgd", "momentum", "adam")
 """Optimizer names: plain SGD, SGD with momentum 0.9, and Adam (optax defaults)."""
@@ -35,7 +36,13 @@ class TrainConfig:
         learning_rate: step size (> 0).
         batch_size: examples per update; ``None`` (or >= the training-set size) trains
             full batch. Minibatches are drawn without replacement at every step.
-        target_loss: the training loss whose first crossing defines ``steps_to_target``.
+        target_loss: the training loss whose first crossing defines ``steps_to_target``
+            (finite, >= 0).
+
+    Raises:
+        TypeError: for an argument of the wrong kind (integers may be NumPy integers,
+            numbers anything ``numbers.Real``).
+        ValueError: for an out-of-range value or an unknown optimizer.
 
     Examples:
         >>> TrainConfig(steps=10, optimizer="adam", learning_rate=1e-3).optimizer
@@ -49,20 +56,16 @@ class TrainConfig:
     target_loss: float = 0.05
 
     def __post_init__(self) -> None:
-        if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 1:
-            raise ValueError(f"`steps` must be an int >= 1; got {self.steps!r}.")
-        if self.optimizer not in OPTIMIZERS:
-            allowed = ", ".join(repr(o) for o in OPTIMIZERS)
-            raise ValueError(f"`optimizer` must be one of {allowed}; got {self.optimizer!r}.")
-        if not (isinstance(self.learning_rate, int | float) and 0 < self.learning_rate < math.inf):
-            raise ValueError(
-                f"`learning_rate` must be a finite number > 0; got {self.learning_rate!r}."
-            )
-        b = self.batch_size
-        if b is not None and (isinstance(b, bool) or not isinstance(b, int) or b < 1):
-            raise ValueError(f"`batch_size` must be an int >= 1 or None; got {b!r}.")
-        if not (isinstance(self.target_loss, int | float) and self.target_loss >= 0):
-            raise ValueError(f"`target_loss` must be a number >= 0; got {self.target_loss!r}.")
+        # Canonical Python numbers: `steps` and `batch_size` become static jit arguments.
+        fields = {
+            "steps": check_int("steps", self.steps, 1),
+            "optimizer": check_str("optimizer", self.optimizer, OPTIMIZERS),
+            "learning_rate": check_real("learning_rate", self.learning_rate, positive=True),
+            "batch_size": check_int("batch_size", self.batch_size, 1, or_none=True),
+            "target_loss": check_real("target_loss", self.target_loss, positive=False),
+        }
+        for name, value in fields.items():
+            object.__setattr__(self, name, value)
 
 
 def make_optimizer(name: str, learning_rate: float | jax.Array) -> optax.GradientTransformation:

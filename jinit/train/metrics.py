@@ -8,8 +8,9 @@ Definitions (shared with jinit's diagnostics):
   training batch;
 - *diverged*: the training loss became non-finite at some step.
 
-Non-finite numbers become ``None`` (JSON ``null``); means and standard deviations of the
-final loss and accuracy are taken over the seeds that did not diverge.
+Non-finite numbers become ``None`` (JSON ``null``). Means and sample standard deviations
+(``ddof=1``; 0 for a single seed) of the loss curve, the final loss and the accuracies are
+taken over the seeds that did not diverge, so one diverged seed does not hide the others.
 """
 
 from __future__ import annotations
@@ -37,21 +38,47 @@ def to_floats(values: Any) -> list[float | None]:
     return [to_float(v) for v in np.asarray(values).ravel()]
 
 
+def _ddof(n: int) -> int:
+    return 1 if n >= 2 else 0
+
+
 def mean_std(per_seed: Sequence[float | None]) -> dict[str, Any]:
     """``{"mean", "std", "per_seed"}`` over the finite entries (``None`` if none).
 
+    ``std`` is the sample standard deviation (``ddof=1``), or 0 for a single entry.
+
     Examples:
         >>> mean_std([1.0, 3.0, None])
-        {'mean': 2.0, 'std': 1.0, 'per_seed': [1.0, 3.0, None]}
+        {'mean': 2.0, 'std': 1.4142135623730951, 'per_seed': [1.0, 3.0, None]}
+        >>> mean_std([0.5])["std"]
+        0.0
     """
     finite = np.array([v for v in per_seed if v is not None], dtype=np.float64)
     if finite.size == 0:
         return {"mean": None, "std": None, "per_seed": list(per_seed)}
     return {
         "mean": float(finite.mean()),
-        "std": float(finite.std()),
+        "std": float(finite.std(ddof=_ddof(finite.size))),
         "per_seed": list(per_seed),
     }
+
+
+def curve_mean_std(curves: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-step mean and sample std of ``(seeds, steps + 1)`` losses over the finite seeds.
+
+    Seeds whose curve has a non-finite value (diverged) are left out; if every seed
+    diverged, all of them are used and the result is non-finite from the first divergence.
+
+    Examples:
+        >>> mean, std = curve_mean_std(np.array([[0.7, 0.5], [0.7, np.nan], [0.7, 0.3]]))
+        >>> mean.round(3).tolist(), std.round(3).tolist()
+        ([0.7, 0.4], [0.0, 0.141])
+    """
+    curves = np.asarray(curves, dtype=np.float64)
+    finite = np.isfinite(curves).all(axis=1)
+    kept = curves[finite] if finite.any() else curves
+    with np.errstate(invalid="ignore", over="ignore"):
+        return kept.mean(axis=0), kept.std(axis=0, ddof=_ddof(len(kept)))
 
 
 def steps_to_target(curve: np.ndarray, target: float) -> int | None:
@@ -80,7 +107,8 @@ def summarize_runs(
 
     Args:
         label: the initializer's name.
-        curves: ``(seeds, steps + 1)`` training losses.
+        curves: ``(seeds, steps + 1)`` training losses; ``loss_curve`` is their mean over
+            the seeds that did not diverge (see :func:`curve_mean_std`).
         train_accuracy: ``(seeds,)`` final training accuracy.
         test_accuracy: ``(seeds,)`` final test accuracy.
         activation_std: ``(seeds, hidden layers)`` at initialization.
@@ -100,9 +128,7 @@ def summarize_runs(
             for v, ok in zip(np.asarray(values), finite_runs, strict=True)
         ]
 
-    with np.errstate(invalid="ignore", over="ignore"):
-        mean_curve = curves.mean(axis=0)
-        std_curve = curves.std(axis=0)
+    mean_curve, std_curve = curve_mean_std(curves)
     return {
         "init": label,
         "loss_curve": to_floats(mean_curve),

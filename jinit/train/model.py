@@ -11,6 +11,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from jinit.train._checks import check_int, check_str, is_int
+
 ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
     "relu": jax.nn.relu,
     "leaky_relu": jax.nn.leaky_relu,  # negative slope 0.01, as torch's default
@@ -27,19 +29,21 @@ InitSpec = str | Mapping[str, Any] | Callable[..., jax.Array]
 
 
 def _check_activation(activation: str) -> None:
-    if not isinstance(activation, str) or activation not in ACTIVATIONS:
-        allowed = ", ".join(repr(a) for a in ACTIVATIONS)
-        raise ValueError(f"`activation` must be one of {allowed}; got {activation!r}.")
+    check_str("activation", activation, tuple(ACTIVATIONS))
 
 
 def _check_hidden(hidden: Sequence[int]) -> tuple[int, ...]:
-    if isinstance(hidden, int | str) or not isinstance(hidden, Sequence):
+    if isinstance(hidden, str) or not isinstance(hidden, Sequence):
         raise TypeError(f"`hidden` must be a sequence of ints (layer widths); got {hidden!r}.")
-    widths = tuple(hidden)
-    for w in widths:
-        if isinstance(w, bool) or not isinstance(w, int) or w < 1:
+    for w in hidden:
+        if not is_int(w):
+            raise TypeError(
+                f"`hidden` must be a sequence of ints (layer widths); got {hidden!r} "
+                f"with {w!r} of type {type(w).__name__}."
+            )
+        if w < 1:
             raise ValueError(f"`hidden` widths must be ints >= 1; got {hidden!r}.")
-    return widths
+    return tuple(int(w) for w in hidden)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,6 +54,11 @@ class MLPConfig:
         hidden: widths of the hidden layers, e.g. ``(10, 5)``; ``()`` is logistic regression.
         activation: hidden nonlinearity, one of :data:`ACTIVATIONS`.
         bias_init: bias initializer, anything :func:`jinit.get` accepts.
+
+    Raises:
+        TypeError: if ``hidden`` is not a sequence of ints (NumPy integers are accepted)
+            or ``activation`` is not a string.
+        ValueError: for a width < 1 or an unknown activation.
 
     Examples:
         >>> MLPConfig(hidden=[16, 16], activation="tanh").hidden
@@ -68,10 +77,8 @@ class MLPConfig:
 
     @classmethod
     def deep(cls, depth: int, width: int, **kwargs: Any) -> MLPConfig:
-        """``depth`` hidden layers of ``width`` units each."""
-        for arg, value in (("depth", depth), ("width", width)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"`{arg}` must be an int >= 1; got {value!r}.")
+        """``depth`` hidden layers of ``width`` units each (ints >= 1, NumPy ints accepted)."""
+        depth, width = check_int("depth", depth, 1), check_int("width", width, 1)
         return cls(hidden=(width,) * depth, **kwargs)
 
 

@@ -9,6 +9,8 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from jinit.train.metrics import curve_mean_std
+
 if TYPE_CHECKING:
     from jinit.train.study import Study
 
@@ -27,14 +29,16 @@ def _colors(n: int) -> list:
 
 
 def plot_loss_curves(study: Study) -> Figure:
-    """Mean training loss per initializer with a ±1 std band over seeds (log scale)."""
+    """Mean training loss per initializer with a ±1 sample-std band (log scale).
+
+    Both are taken over the seeds that did not diverge, as ``loss_curve`` in ``results.json``.
+    """
     fig = _figure(7.0, 4.2)
     ax = fig.add_subplot()
     styles = ["-", "--", "-.", ":"]
     for i, (label, curves) in enumerate(study.curves.items()):
         color, style = _colors(len(study.curves))[i], styles[(i // 10 + i) % len(styles)]
-        with np.errstate(invalid="ignore", over="ignore"):
-            mean, std = curves.mean(axis=0), curves.std(axis=0)
+        mean, std = curve_mean_std(curves)
         steps = np.arange(len(mean))
         ax.plot(steps, mean, color=color, ls=style, label=label, lw=1.6)
         low = np.maximum(mean - std, mean * 1e-3)

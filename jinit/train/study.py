@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,7 @@ import numpy as np
 from flax import nnx
 
 from jinit.train import loop, metrics
+from jinit.train._checks import check_int, is_int
 from jinit.train.datasets import Dataset, load_dataset
 from jinit.train.loop import TrainConfig
 from jinit.train.model import MLP, InitSpec, MLPConfig
@@ -43,8 +44,11 @@ def _label(spec: InitSpec) -> str:
 
 
 def _resolve_inits(inits: Sequence[InitSpec] | Mapping[str, InitSpec]) -> dict[str, InitSpec]:
-    if isinstance(inits, str):
-        raise TypeError(f"`inits` must be a sequence or mapping of initializers; got {inits!r}.")
+    if isinstance(inits, str) or not isinstance(inits, Iterable):
+        raise TypeError(
+            "`inits` must be a sequence or mapping of initializers, e.g. "
+            f"['he_normal', 'glorot_normal']; got {inits!r}."
+        )
     if isinstance(inits, Mapping):
         labelled = {str(k): v for k, v in inits.items()}
     else:
@@ -64,12 +68,12 @@ def _resolve_inits(inits: Sequence[InitSpec] | Mapping[str, InitSpec]) -> dict[s
 
 
 def _seed_list(seeds: int | Sequence[int]) -> list[int]:
-    if isinstance(seeds, bool):
-        raise TypeError(f"`seeds` must be an int or a sequence of ints; got {seeds!r}.")
-    if isinstance(seeds, int):
-        if seeds < 1:
-            raise ValueError(f"`seeds` must be >= 1; got {seeds!r}.")
-        return list(range(seeds))
+    if is_int(seeds):
+        return list(range(check_int("seeds", seeds, 1)))
+    if isinstance(seeds, str) or not isinstance(seeds, Sequence) or not all(map(is_int, seeds)):
+        raise TypeError(
+            f"`seeds` must be an int (the number of seeds) or a sequence of ints; got {seeds!r}."
+        )
     seed_list = [int(s) for s in seeds]
     if not seed_list or len(set(seed_list)) != len(seed_list):
         raise ValueError(f"`seeds` must be non-empty and distinct; got {seeds!r}.")
@@ -147,11 +151,16 @@ def compare(
         model: the architecture; default ``MLPConfig()`` (10 hidden ReLU layers of 32).
         train: the optimization; default ``TrainConfig()`` (300 full-batch steps of SGD
             with momentum 0.9, learning rate 0.01).
-        seeds: number of seeds (``0..seeds-1``) or an explicit list.
+        seeds: number of seeds (``0..seeds-1``) or an explicit list of distinct ints
+            (NumPy integers are accepted).
         progress: show a tqdm progress bar on stderr.
 
     Returns:
         A :class:`Study`.
+
+    Raises:
+        TypeError: for an argument of the wrong kind, e.g. ``seeds=2.0``.
+        ValueError: for an unknown or repeated initializer, or ``seeds`` < 1.
 
     Examples:
         >>> study = compare(["zeros", "he_normal"], model=MLPConfig(hidden=(8,)),
@@ -167,6 +176,8 @@ def compare(
         raise TypeError(f"`train` must be a TrainConfig; got {train!r}.")
     labelled = _resolve_inits(inits)
     seed_list = _seed_list(seeds)
+    if not isinstance(dataset, str | Dataset):
+        raise TypeError(f"`dataset` must be a dataset name or a Dataset; got {dataset!r}.")
     data = dataset if isinstance(dataset, Dataset) else load_dataset(dataset)
 
     seed_keys = [jax.random.split(jax.random.key(seed)) for seed in seed_list]
