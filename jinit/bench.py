@@ -473,6 +473,17 @@ def _machine(torch: Any) -> dict:
 # ------------------------------------------------------------------------- the report
 
 
+def _strict_json(obj: Any) -> Any:
+    """``obj`` with non-finite floats replaced by ``None`` (JSON has no NaN/Infinity)."""
+    if isinstance(obj, dict):
+        return {k: _strict_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_strict_json(v) for v in obj]
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
 def _fmt_s(s: float | None) -> str:
     if s is None or not math.isfinite(s):
         return "-"
@@ -734,7 +745,7 @@ def run(
     os.makedirs(out, exist_ok=True)
     stem = os.path.join(out, f"{report['machine']['backend']}-{report['date']}")
     with open(stem + ".json", "w", encoding="utf-8") as f:
-        json.dump(report, f, indent=1, allow_nan=True)
+        json.dump(_strict_json(report), f, indent=1, allow_nan=False)
         f.write("\n")
     with open(stem + ".md", "w", encoding="utf-8") as f:
         f.write(_markdown(report))
