@@ -123,6 +123,11 @@ def _deepnorm_constants(encoder_layers: Any, decoder_layers: Any, part: Any) -> 
     if n == 0 and m == 0:
         raise ValueError("DeepNorm needs `encoder_layers` or `decoder_layers` > 0; got 0 and 0.")
     if n and m:  # encoder-decoder
+        if part is None:
+            raise ValueError(
+                "`part` is required for an encoder-decoder model: one of 'encoder', 'decoder'; "
+                "got None."
+            )
         check_choice("part", part, PARTS)
         if part == "encoder":
             return 0.81 * (n**4 * m) ** (1 / 16), 0.87 * (n**4 * m) ** (-1 / 16)
