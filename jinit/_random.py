@@ -72,11 +72,12 @@ def orthogonal(key, n: int, m: int, batch_shape: Shape, dtype, method: str) -> j
     ``method="qr"`` equals ``jax.random.orthogonal(key, n, batch_shape, dtype, m)``; the
     other methods sample the same distribution by other algorithms.
     """
-    if method == "qr":
-        return jax.random.orthogonal(key, n, batch_shape, dtype, m)
     if _orthogonal_methods is None:  # pragma: no cover
+        if method == "qr":
+            return jax.random.orthogonal(key, n, batch_shape, dtype, m)
         raise NotImplementedError(f"orthogonal method {method!r} is not available")
     sampler = {
+        "qr": _orthogonal_methods.haar_qr,  # jax.random.orthogonal's values, faster draw
         "householder": _orthogonal_methods.haar_householder,
         "cholesky_qr2": _orthogonal_methods.haar_cholesky_qr2,
     }[method]
