@@ -11,6 +11,8 @@ import math
 import numbers
 from typing import Any
 
+from jinit._core import check_choice
+
 
 def _kind(value: Any) -> str:
     return f"{value!r} of type {type(value).__name__}"
@@ -63,9 +65,4 @@ def check_real(name: str, value: Any, *, positive: bool) -> float:
 
 def check_str(name: str, value: Any, allowed: tuple[str, ...]) -> str:
     """``value`` if it is one of ``allowed`` (``TypeError`` if it is not a string)."""
-    options = ", ".join(repr(a) for a in allowed)
-    if not isinstance(value, str):
-        raise TypeError(f"`{name}` must be a string, one of {options}; got {_kind(value)}.")
-    if value not in allowed:
-        raise ValueError(f"`{name}` must be one of {options}; got {value!r}.")
-    return value
+    return check_choice(name, value, allowed)
