@@ -110,32 +110,74 @@ def variance_scaling(
 
 
 def glorot_uniform() -> Initializer:
-    """``keras.initializers.GlorotUniform`` (Keras' default kernel initializer)."""
+    """``keras.initializers.GlorotUniform`` (Keras' default kernel initializer).
+
+    Examples:
+      >>> import jinit.keras as kinit
+      >>> init = kinit.glorot_uniform()
+      >>> (init.scale, init.mode, init.distribution)
+      (1.0, 'fan_avg', 'uniform')
+    """
     return variance_scaling(1.0, "fan_avg", "uniform")
 
 
 def glorot_normal() -> Initializer:
-    """``keras.initializers.GlorotNormal``: truncated normal, Var = 1 / fan_avg."""
+    """``keras.initializers.GlorotNormal``: truncated normal, Var = 1 / fan_avg.
+
+    Examples:
+      >>> import jinit.keras as kinit
+      >>> init = kinit.glorot_normal()
+      >>> (init.scale, init.mode, init.distribution)
+      (1.0, 'fan_avg', 'truncated_normal')
+    """
     return variance_scaling(1.0, "fan_avg", "truncated_normal")
 
 
 def he_uniform() -> Initializer:
-    """``keras.initializers.HeUniform``: Var = 2 / fan_in, uniform."""
+    """``keras.initializers.HeUniform``: Var = 2 / fan_in, uniform.
+
+    Examples:
+      >>> import jinit.keras as kinit
+      >>> init = kinit.he_uniform()
+      >>> (init.scale, init.mode, init.distribution)
+      (2.0, 'fan_in', 'uniform')
+    """
     return variance_scaling(2.0, "fan_in", "uniform")
 
 
 def he_normal() -> Initializer:
-    """``keras.initializers.HeNormal``: truncated normal, Var = 2 / fan_in."""
+    """``keras.initializers.HeNormal``: truncated normal, Var = 2 / fan_in.
+
+    Examples:
+      >>> import jinit.keras as kinit
+      >>> init = kinit.he_normal()
+      >>> (init.scale, init.mode, init.distribution)
+      (2.0, 'fan_in', 'truncated_normal')
+    """
     return variance_scaling(2.0, "fan_in", "truncated_normal")
 
 
 def lecun_uniform() -> Initializer:
-    """``keras.initializers.LecunUniform``: Var = 1 / fan_in, uniform."""
+    """``keras.initializers.LecunUniform``: Var = 1 / fan_in, uniform.
+
+    Examples:
+      >>> import jinit.keras as kinit
+      >>> init = kinit.lecun_uniform()
+      >>> (init.scale, init.mode, init.distribution)
+      (1.0, 'fan_in', 'uniform')
+    """
     return variance_scaling(1.0, "fan_in", "uniform")
 
 
 def lecun_normal() -> Initializer:
-    """``keras.initializers.LecunNormal``: truncated normal, Var = 1 / fan_in."""
+    """``keras.initializers.LecunNormal``: truncated normal, Var = 1 / fan_in.
+
+    Examples:
+      >>> import jinit.keras as kinit
+      >>> init = kinit.lecun_normal()
+      >>> (init.scale, init.mode, init.distribution)
+      (1.0, 'fan_in', 'truncated_normal')
+    """
     return variance_scaling(1.0, "fan_in", "truncated_normal")
 
 
