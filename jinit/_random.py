@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import jax
 import numpy as np
+from jax.sharding import NamedSharding
 
 from jinit._core import OutSharding, Shape, constrain, uses_explicit_axes
 
@@ -26,14 +27,35 @@ except ImportError:  # pragma: no cover
 ORTHOGONAL_METHODS = ("qr", "householder", "cholesky_qr2")
 
 
-def _fast(key: jax.Array, dtype: np.dtype, out_sharding: OutSharding) -> bool:
-    """Whether the unrolled threefry path applies (Explicit-axis shardings go to jax)."""
+def _fast(key: jax.Array, dtype: np.dtype) -> bool:
+    """Whether the unrolled threefry path reproduces jax.random for this key and dtype."""
     return (
-        _threefry is not None
-        and np.issubdtype(dtype, np.floating)
-        and not uses_explicit_axes(out_sharding)
-        and _threefry.is_supported(key)
+        _threefry is not None and np.issubdtype(dtype, np.floating) and _threefry.is_supported(key)
     )
+
+
+def _sharded_draw(draw, key, out_sharding: OutSharding) -> jax.Array:
+    """``draw(key)`` laid out as ``out_sharding``, each device computing only its shard.
+
+    On Explicit mesh axes the draw runs inside ``jax.sharding.auto_axes`` (as jax.random
+    does), where a sharding constraint propagates back to the iota counters.
+    """
+    if not uses_explicit_axes(out_sharding):
+        return constrain(draw(key), out_sharding)
+    if isinstance(out_sharding, NamedSharding):
+        mesh, spec = out_sharding.mesh, out_sharding.spec
+    else:
+        mesh, spec = jax.sharding.get_abstract_mesh(), out_sharding
+    explicit = tuple(
+        name
+        for name, kind in zip(mesh.axis_names, mesh.axis_types, strict=True)
+        if kind == jax.sharding.AxisType.Explicit
+    )
+
+    def constrained(k):
+        return jax.lax.with_sharding_constraint(draw(k), spec)
+
+    return jax.sharding.auto_axes(constrained, axes=explicit, out_sharding=out_sharding)(key)
 
 
 def _native(out_sharding: OutSharding) -> OutSharding:
@@ -44,23 +66,24 @@ def _native(out_sharding: OutSharding) -> OutSharding:
 
 def uniform(key, shape: Shape, dtype, minval, maxval, out_sharding: OutSharding) -> jax.Array:
     """Equals ``jax.random.uniform(key, shape, dtype, minval, maxval)``."""
-    if _fast(key, dtype, out_sharding):
-        return constrain(_threefry.uniform(key, shape, dtype, minval, maxval), out_sharding)
+    if _fast(key, dtype):
+        draw = lambda k: _threefry.uniform(k, shape, dtype, minval, maxval)
+        return _sharded_draw(draw, key, out_sharding)
     return jax.random.uniform(key, shape, dtype, minval, maxval, out_sharding=_native(out_sharding))
 
 
 def normal(key, shape: Shape, dtype, out_sharding: OutSharding) -> jax.Array:
     """Equals ``jax.random.normal(key, shape, dtype)`` (complex dtypes included)."""
-    if _fast(key, dtype, out_sharding):
-        return constrain(_threefry.normal(key, shape, dtype), out_sharding)
+    if _fast(key, dtype):
+        return _sharded_draw(lambda k: _threefry.normal(k, shape, dtype), key, out_sharding)
     return jax.random.normal(key, shape, dtype, out_sharding=_native(out_sharding))
 
 
 def truncated_normal(key, lower, upper, shape: Shape, dtype, out_sharding) -> jax.Array:
     """Equals ``jax.random.truncated_normal(key, lower, upper, shape, dtype)``."""
-    if _fast(key, dtype, out_sharding):
-        x = _threefry.truncated_normal(key, lower, upper, shape, dtype)
-        return constrain(x, out_sharding)
+    if _fast(key, dtype):
+        draw = lambda k: _threefry.truncated_normal(k, lower, upper, shape, dtype)
+        return _sharded_draw(draw, key, out_sharding)
     return jax.random.truncated_normal(
         key, lower, upper, shape, dtype, out_sharding=_native(out_sharding)
     )
