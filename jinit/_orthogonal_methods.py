@@ -126,15 +126,6 @@ def _gaussian(key: jax.Array, shape: tuple[int, ...], dtype: np.dtype) -> jax.Ar
 # ------------------------------------------------------------------------- jax's QR
 
 
-@functools.partial(jax.jit, static_argnames=("n", "m", "batch_shape", "dtype"))
-def _haar_qr(key, *, n, m, batch_shape, dtype):
-    compute = _compute_dtype(dtype)
-    z = _gaussian(key, (*batch_shape, max(n, m), min(n, m)), compute)
-    x = _sign_corrected_qr(z)
-    x = _swap(x) if n < m else x
-    return x.astype(dtype)
-
-
 def haar_qr(
     key: jax.Array,
     n: int,
@@ -176,7 +167,7 @@ def haar_qr(
         Mezzadri (2007), "How to generate random matrices from the classical compact groups".
     """
     n, m, batch, dt = _canonical_args(n, m, batch_shape, dtype, real_only=False, name="haar_qr")
-    return _haar_qr(key, n=n, m=m, batch_shape=batch, dtype=dt)
+    return _haar(key, n=n, m=m, batch_shape=batch, dtype=dt, method="qr")
 
 
 # ----------------------------------------------------------- Householder (Stewart)
@@ -252,15 +243,6 @@ def _householder_product(y: jax.Array, block: int) -> jax.Array:
     return q
 
 
-@functools.partial(jax.jit, static_argnames=("n", "m", "batch_shape", "dtype"))
-def _haar_householder(key, *, n, m, batch_shape, dtype):
-    compute = _compute_dtype(dtype)
-    z = _gaussian(key, (*batch_shape, max(n, m), min(n, m)), compute)
-    x = _householder_from_gaussian(z)
-    x = _swap(x) if n < m else x
-    return x.astype(dtype)
-
-
 def haar_householder(
     key: jax.Array,
     n: int,
@@ -312,7 +294,7 @@ def haar_householder(
     n, m, batch, dt = _canonical_args(
         n, m, batch_shape, dtype, real_only=True, name="haar_householder"
     )
-    return _haar_householder(key, n=n, m=m, batch_shape=batch, dtype=dt)
+    return _haar(key, n=n, m=m, batch_shape=batch, dtype=dt, method="householder")
 
 
 # ------------------------------------------------------------------ CholeskyQR2
@@ -340,14 +322,27 @@ def _cholesky_qr2_from_gaussian(z: jax.Array) -> jax.Array:
     return lax.cond(ok, lambda: q, lambda: _sign_corrected_qr(z))
 
 
-@functools.partial(jax.jit, static_argnames=("n", "m", "batch_shape", "dtype"))
-def _haar_cholesky_qr2(key, *, n, m, batch_shape, dtype):
-    compute = _compute_dtype(dtype)
-    z = _gaussian(key, (*batch_shape, max(n, m), min(n, m)), compute)
-    if min(n, m) == 0 or max(n, m) < CHOLESKY_MIN_ASPECT * min(n, m):
-        x = _sign_corrected_qr(z)
-    else:
-        x = _cholesky_qr2_from_gaussian(z)
+def _cholesky_qr2_or_qr(z: jax.Array) -> jax.Array:
+    """CholeskyQR2 for tall enough ``z`` (static shape test), sign-corrected QR otherwise."""
+    p, q = z.shape[-2:]
+    if q == 0 or p < CHOLESKY_MIN_ASPECT * q:
+        return _sign_corrected_qr(z)
+    return _cholesky_qr2_from_gaussian(z)
+
+
+_FACTORS = {
+    "qr": _sign_corrected_qr,
+    "householder": _householder_from_gaussian,
+    "cholesky_qr2": _cholesky_qr2_or_qr,
+}
+
+
+@functools.partial(jax.jit, static_argnames=("n", "m", "batch_shape", "dtype", "method"))
+def _haar(key, *, n, m, batch_shape, dtype, method):
+    """Draws the tall Gaussian ``(*batch, max, min)``, factors it by ``method``, transposes
+    when ``n < m`` and casts: the common body of the three public samplers."""
+    z = _gaussian(key, (*batch_shape, max(n, m), min(n, m)), _compute_dtype(dtype))
+    x = _FACTORS[method](z)
     x = _swap(x) if n < m else x
     return x.astype(dtype)
 
@@ -401,4 +396,4 @@ def haar_cholesky_qr2(
     n, m, batch, dt = _canonical_args(
         n, m, batch_shape, dtype, real_only=True, name="haar_cholesky_qr2"
     )
-    return _haar_cholesky_qr2(key, n=n, m=m, batch_shape=batch, dtype=dt)
+    return _haar(key, n=n, m=m, batch_shape=batch, dtype=dt, method="cholesky_qr2")
