@@ -60,14 +60,6 @@ def _check_count(name: str, value: Any, minimum: int = 1) -> int:
     return int(value)
 
 
-def _check_part(part: Any) -> None:
-    if part is not None and not isinstance(part, str):
-        raise TypeError(
-            f"`part` must be 'encoder', 'decoder' or None; got {part!r} of type "
-            f"{type(part).__name__}."
-        )
-
-
 # --------------------------------------------------------------------------------------
 # GPT-2
 # --------------------------------------------------------------------------------------
@@ -119,7 +111,8 @@ def gpt2_residual_normal(n_layers: int, stddev: float = 0.02, dtype: Any = None)
 def _deepnorm_constants(encoder_layers: Any, decoder_layers: Any, part: Any) -> tuple[float, float]:
     n = _check_count("encoder_layers", encoder_layers, minimum=0)
     m = _check_count("decoder_layers", decoder_layers, minimum=0)
-    _check_part(part)
+    if part is not None:
+        check_choice("part", part, PARTS)
     if n == 0 and m == 0:
         raise ValueError("DeepNorm needs `encoder_layers` or `decoder_layers` > 0; got 0 and 0.")
     if n and m:  # encoder-decoder
@@ -128,12 +121,9 @@ def _deepnorm_constants(encoder_layers: Any, decoder_layers: Any, part: Any) -> 
                 "`part` is required for an encoder-decoder model: one of 'encoder', 'decoder'; "
                 "got None."
             )
-        check_choice("part", part, PARTS)
         if part == "encoder":
             return 0.81 * (n**4 * m) ** (1 / 16), 0.87 * (n**4 * m) ** (-1 / 16)
         return (3 * m) ** (1 / 4), (12 * m) ** (-1 / 4)
-    if part is not None:
-        check_choice("part", part, PARTS)
     layers = n or m  # encoder-only or decoder-only
     return (2 * layers) ** (1 / 4), (8 * layers) ** (-1 / 4)
 
