@@ -35,32 +35,36 @@ from jinit._initializers import variance_scaling as variance_scaling
 from jinit._initializers import xavier_normal as xavier_normal
 from jinit._initializers import xavier_uniform as xavier_uniform
 from jinit._initializers import zeros as zeros
+from jinit._presets import deepnorm_alpha as deepnorm_alpha
+from jinit._presets import deepnorm_beta as deepnorm_beta
+from jinit._presets import deepnorm_normal as deepnorm_normal
+from jinit._presets import fixup_branch as fixup_branch
+from jinit._presets import fixup_scale as fixup_scale
+from jinit._presets import gpt2_residual_normal as gpt2_residual_normal
+from jinit._presets import mup_hidden as mup_hidden
+from jinit._presets import mup_readout as mup_readout
 from jinit._registry import get as get
 from jinit._structured import dirac as dirac
 from jinit._structured import identity as identity
 from jinit._structured import sparse as sparse
 from jinit._structured import uniform_unit_scaling as uniform_unit_scaling
-from jinit.data import Diagnosis as Diagnosis
-from jinit.data import LayerStats as LayerStats
-from jinit.data import LSUVLayer as LSUVLayer
-from jinit.data import LSUVReport as LSUVReport
-from jinit.data import TransferReport as TransferReport
-from jinit.data import deepnorm_alpha as deepnorm_alpha
-from jinit.data import deepnorm_beta as deepnorm_beta
-from jinit.data import deepnorm_normal as deepnorm_normal
-from jinit.data import diagnose as diagnose
-from jinit.data import fixup_branch as fixup_branch
-from jinit.data import fixup_scale as fixup_scale
-from jinit.data import from_checkpoint as from_checkpoint
-from jinit.data import gpt2_residual_normal as gpt2_residual_normal
-from jinit.data import lsuv as lsuv
-from jinit.data import lsuv_linen as lsuv_linen
-from jinit.data import mup_hidden as mup_hidden
-from jinit.data import mup_readout as mup_readout
-from jinit.data import transfer as transfer
+from jinit.tools import Diagnosis as Diagnosis
+from jinit.tools import LayerStats as LayerStats
+from jinit.tools import LSUVLayer as LSUVLayer
+from jinit.tools import LSUVReport as LSUVReport
+from jinit.tools import TransferReport as TransferReport
+from jinit.tools import diagnose as diagnose
+from jinit.tools import fast_init as fast_init
+from jinit.tools import from_checkpoint as from_checkpoint
+from jinit.tools import lsuv as lsuv
+from jinit.tools import lsuv_linen as lsuv_linen
+from jinit.tools import reinit as reinit
+from jinit.tools import transfer as transfer
 
 __version__ = "0.1.0"
 
+# `torch` and `keras` are submodules (jinit.torch, jinit.keras); they stay out of __all__ so
+# that `from jinit import *` does not shadow the real torch and keras packages.
 __all__ = [
     "Initializer",
     "calculate_gain",
@@ -76,14 +80,12 @@ __all__ = [
     "identity",
     "kaiming_normal",
     "kaiming_uniform",
-    "keras",
     "lecun_normal",
     "lecun_uniform",
     "normal",
     "ones",
     "orthogonal",
     "sparse",
-    "torch",
     "truncated_normal",
     "uniform",
     "uniform_unit_scaling",
@@ -91,7 +93,7 @@ __all__ = [
     "xavier_normal",
     "xavier_uniform",
     "zeros",
-    # jinit.data: LSUV, pretrained/transfer, presets, diagnostics
+    # presets from the literature, and the model tools (jinit.tools)
     "Diagnosis",
     "LSUVLayer",
     "LSUVReport",
@@ -101,12 +103,14 @@ __all__ = [
     "deepnorm_beta",
     "deepnorm_normal",
     "diagnose",
+    "fast_init",
     "fixup_branch",
     "fixup_scale",
     "from_checkpoint",
     "gpt2_residual_normal",
     "lsuv",
     "lsuv_linen",
+    "reinit",
     "mup_hidden",
     "mup_readout",
     "transfer",

@@ -1,4 +1,4 @@
-"""The ``jinit`` command: ``compare`` (the convergence study), ``bench``, ``tour``."""
+"""The ``jinit`` command: ``compare`` (the convergence study) and ``tour``."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ usage: jinit <command> [options]
 commands:
   compare   train a Flax MLP under several initializers and report convergence
             (the default study runs in under a minute on 2 CPU cores)
-  bench     time jinit against jax.nn.initializers (and torch.nn.init if installed)
   tour      every initializer's measured std against its formula
 
 Run `jinit <command> --help` for a command's options.
@@ -27,13 +26,16 @@ def main(argv: list[str] | None = None) -> int:
     if command == "compare":
         from jinit.train.cli import main as run
     elif command == "bench":
-        from jinit.bench import main as run
+        print(
+            "jinit: the benchmarks live in the repository, outside the package; from a clone run"
+            " `make bench` or `python benchmarks/run.py --help`.",
+            file=sys.stderr,
+        )
+        return 2
     elif command == "tour":
         from jinit._tour import main as run
     else:
-        print(
-            f"jinit: unknown command {command!r}; choose compare, bench or tour.\n", file=sys.stderr
-        )
+        print(f"jinit: unknown command {command!r}; choose compare or tour.\n", file=sys.stderr)
         print(USAGE, file=sys.stderr)
         return 2
     return run(rest)

@@ -298,7 +298,7 @@ def test_lsuv_linen_top_level_layer(x_mlp):
 
 def test_concurrent_captures_do_not_unpatch_each_other():
     """Thread A's capture starts first and ends while thread B's runs: B must still record."""
-    from jinit.data import _capture
+    from jinit.tools import _capture
 
     original = nnx.Linear.__dict__["__call__"]
     a_in, b_in, a_out = threading.Event(), threading.Event(), threading.Event()

@@ -237,7 +237,7 @@ def test_malformed_safetensors_headers_name_the_problem(tmp_path, case):
     _raw_safetensors(path, header, b"\0" * 16)
     for read in (
         lambda: jinit.from_checkpoint(path, "w"),
-        lambda: jinit.data._checkpoint.read_all(path),
+        lambda: jinit.tools._checkpoint.read_all(path),
     ):
         with pytest.raises(ValueError, match=match) as e:
             read()
@@ -262,10 +262,10 @@ def test_safetensors_header_is_normalised(tmp_path):
         },
         b"\0" * 16,
     )
-    header, start = jinit.data._checkpoint._safetensors_header(str(path))
+    header, start = jinit.tools._checkpoint._safetensors_header(str(path))
     assert header["w"] == {"dtype": "F32", "shape": (2, 2), "data_offsets": (0, 16)}
     assert header["e"]["shape"] == (0,) and start == 8 + len(path.read_bytes()) - 8 - 16
-    out = jinit.data._checkpoint.read_all(path)
+    out = jinit.tools._checkpoint.read_all(path)
     assert out["w"].shape == (2, 2) and out["e"].shape == (0,)
 
 
@@ -291,14 +291,14 @@ def test_npz_with_corrupt_data_is_a_value_error(tmp_path):
     with pytest.raises(ValueError, match=r"crc\.npz' is not a valid \.npz file \(array 'w'\)"):
         init(KEY, (1000,))
     with pytest.raises(ValueError, match=r"crc\.npz'.*array 'w'"):
-        jinit.data._checkpoint.read_all(path)
+        jinit.tools._checkpoint.read_all(path)
 
 
 def test_read_all_parses_the_safetensors_header_once(tmp_path, monkeypatch):
     path = tmp_path / "many.safetensors"
     arrays = {f"w{i}": np.full((2,), i, np.float32) for i in range(20)}
     _write_safetensors(path, arrays)
-    module = jinit.data._checkpoint
+    module = jinit.tools._checkpoint
     calls = []
     original = module._safetensors_header
     monkeypatch.setattr(module, "_safetensors_header", lambda p: calls.append(p) or original(p))
@@ -364,7 +364,7 @@ def test_transfer_torch_names_into_nnx(ckpt, arrays):
         "bn.num_batches_tracked": np.array(7),
         "head.weight": np.zeros((2, 2), np.float32),
     }
-    source = {**jinit.data._checkpoint.read_all(ckpt), **extra}
+    source = {**jinit.tools._checkpoint.read_all(ckpt), **extra}
     out, report = jinit.transfer(model, source, layout="torch")
     assert out is model
     assert report.ok

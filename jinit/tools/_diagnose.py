@@ -35,7 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jinit._table import format_table
-from jinit.data import _capture
+from jinit.tools import _capture
 
 __all__ = ["Diagnosis", "LayerStats", "diagnose"]
 

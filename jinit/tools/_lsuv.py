@@ -30,7 +30,7 @@ import numpy as np
 from jinit._core import check_real
 from jinit._initializers import orthogonal
 from jinit._table import format_table
-from jinit.data import _capture
+from jinit.tools import _capture
 
 __all__ = ["LSUVLayer", "LSUVReport", "lsuv", "lsuv_linen"]
 

@@ -1,6 +1,6 @@
 """Side-by-side timings of jinit and ``jax.nn.initializers`` (and ``torch.nn.init``).
 
-``jinit bench`` (or ``python benchmarks/run.py``) times every initializer of a small
+``python benchmarks/run.py`` (``make bench``) times every initializer of a small
 catalog against its jax counterpart, interleaved in the same process, in four modes:
 
 * ``eager``: a fresh initializer per call, ``make()(key, shape)``, as Flax uses them;
@@ -354,7 +354,8 @@ def _probe_seconds() -> float:
 
 _SHARDED_SCRIPT = """
 import json, sys
-from jinit.bench import _sharded_worker
+sys.path.insert(0, {here!r})
+from harness import _sharded_worker
 print(json.dumps(_sharded_worker(**json.loads(sys.argv[1]))))
 """
 
@@ -406,7 +407,12 @@ def _bench_sharded(shape: tuple[int, ...], settings: _Settings) -> list[dict]:
         "budget_s": settings.budget_s,
     }
     proc = subprocess.run(
-        [sys.executable, "-c", _SHARDED_SCRIPT, json.dumps(args)],
+        [
+            sys.executable,
+            "-c",
+            _SHARDED_SCRIPT.format(here=os.path.dirname(os.path.abspath(__file__))),
+            json.dumps(args),
+        ],
         env=env,
         capture_output=True,
         text=True,

@@ -22,8 +22,8 @@ import numpy as np
 from jax.sharding import NamedSharding
 
 from jinit._core import Initializer, Shape, check_choice, check_dtype_arg
-from jinit.data import _capture
-from jinit.data import _checkpoint as ckpt
+from jinit.tools import _capture
+from jinit.tools import _checkpoint as ckpt
 
 Layout = Literal["jax", "torch"]
 LAYOUTS: tuple[str, ...] = ("jax", "torch")

@@ -1,0 +1,1 @@
+"""Reproductions of classic initialization experiments (placeholder; see issue 11)."""
