@@ -5,7 +5,8 @@
 - :func:`transfer` copies a whole checkpoint (or a dict/pytree of arrays) into an existing
   Flax parameter tree, mapping PyTorch names and layouts when asked, and reports what it did.
 
-Files are ``.safetensors`` or ``.npz``; nothing is ever unpickled.
+Sources are ``.safetensors`` files, sharded safetensors checkpoints, orbax checkpoints
+and ``.npz`` files (see :mod:`jinit.tools._checkpoint`); nothing is ever unpickled.
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ import numpy as np
 from jax.sharding import NamedSharding
 
 from jinit._core import Initializer, Shape, check_choice, check_dtype_arg
-from jinit.tools import _capture
 from jinit.tools import _checkpoint as ckpt
+from jinit.tools._ckpt_common import ArrayInfo, Reader
 
 Layout = Literal["jax", "torch"]
 LAYOUTS: tuple[str, ...] = ("jax", "torch")
@@ -42,59 +43,68 @@ class FromCheckpoint(Initializer):
 
     path: str
     tensor: str
-    # (st_mtime_ns, st_size) of the file when from_checkpoint was called: part of the
-    # value, so a rewritten file gives a different initializer (and jit cache entry).
-    stat: tuple[int, int]
+    # The array as stored when from_checkpoint was called: its shape, dtype and a content
+    # digest. Part of the value, so a rewritten file gives a different initializer (and
+    # jit cache entry), and the call refuses data that no longer matches.
+    stored_shape: tuple[int, ...]
+    stored_dtype: np.dtype
+    fingerprint: bytes
     layout: str = "jax"
     casting: str = "same_kind"
     dtype: np.dtype | None = None
 
     name: ClassVar[str] = "from_checkpoint"
 
-    def _check_unchanged(self) -> None:
-        try:
-            now = _file_stat(self.path)
-        except OSError as e:
-            now, why = None, f"it can no longer be read ({e})"
-        else:
-            why = "its modification time or size differ"
-        if now != self.stat:
-            raise ValueError(
-                f"from_checkpoint: {self.path!r} changed since "
-                f"from_checkpoint({self.path!r}, {self.tensor!r}) was called ({why}). "
-                "The initializer stands for the file as it was then and never returns other "
-                "values; call jinit.from_checkpoint again to use the file as it is now."
-            )
+    def _changed(self, why: str) -> ValueError:
+        return ValueError(
+            f"from_checkpoint: {self.path!r} changed since "
+            f"from_checkpoint({self.path!r}, {self.tensor!r}) was called ({why}). "
+            "The initializer stands for the file as it was then and never returns other "
+            "values; call jinit.from_checkpoint again to use the file as it is now."
+        )
 
     def _init(self, key, shape: Shape, dtype: np.dtype, out_sharding) -> jax.Array:
         del key  # deterministic: the values come from the file
-        self._check_unchanged()
-        arr = ckpt.read_array(self.path, self.tensor)
-        self._check_unchanged()  # not rewritten while it was read
-        note = ""
+        what = f"from_checkpoint: parameter {self.tensor!r} in {self.path!r}"
+        try:
+            reader = ckpt.open_checkpoint(self.path)
+            info = reader.infos().get(self.tensor)
+        except (OSError, ValueError) as e:
+            raise self._changed(f"it can no longer be read: {e}") from None
+        if info is None or (info.shape, info.dtype) != (self.stored_shape, self.stored_dtype):
+            raise self._changed(f"its array {self.tensor!r} is gone or has another shape/dtype")
+        # the request is checked against the header before any data is read
+        stored = _layout_shape(self.stored_shape, self.layout)
+        if stored != tuple(shape):
+            note = " (after the PyTorch -> JAX kernel transpose)" if self.layout == "torch" else ""
+            raise ValueError(
+                f"{what} has shape {stored}{note}, but shape {tuple(shape)} was requested. "
+                "Check the layer's size, or pass layout='torch' for a PyTorch (out, in, *k) "
+                "weight."
+            )
+        if not ckpt.can_cast(self.stored_dtype, dtype, self.casting):
+            raise ckpt.cast_error(what, self.stored_dtype, dtype, self.casting)
+        try:
+            arr = reader.read_verified(self.tensor, self.fingerprint)
+        except (OSError, ValueError) as e:
+            raise self._changed(f"it can no longer be read: {e}") from None
+        if arr is None:
+            raise self._changed("the array's content differs")
         if self.layout == "torch":
             arr = ckpt.torch_to_jax_kernel(arr)
-            note = " (after the PyTorch -> JAX kernel transpose)"
-        if tuple(arr.shape) != tuple(shape):
-            raise ValueError(
-                f"from_checkpoint: parameter {self.tensor!r} in {self.path!r} has shape "
-                f"{tuple(arr.shape)}{note}, but shape {tuple(shape)} was requested. Check the "
-                "layer's size, or pass layout='torch' for a PyTorch (out, in, *k) weight."
-            )
-        if not ckpt.can_cast(arr.dtype, dtype, self.casting):
-            raise ckpt.cast_error(
-                f"from_checkpoint: parameter {self.tensor!r} in {self.path!r}",
-                arr.dtype,
-                dtype,
-                self.casting,
-            )
-        arr = np.ascontiguousarray(arr).astype(dtype, copy=False)
+        arr = ckpt.cast_checked(np.ascontiguousarray(arr), dtype, self.casting, what)
         if isinstance(out_sharding, NamedSharding):
             return jax.device_put(arr, out_sharding)
         out = jnp.asarray(arr)
         if out_sharding is not None:
             out = jax.sharding.reshard(out, out_sharding)
         return out
+
+
+def _layout_shape(shape: tuple[int, ...], layout: str) -> tuple[int, ...]:
+    if layout == "torch" and len(shape) >= 2:
+        return (*shape[2:], shape[1], shape[0])
+    return tuple(shape)
 
 
 def from_checkpoint(
@@ -171,20 +181,16 @@ def from_checkpoint(
         raise TypeError(f"`name` must be a str; got {name!r} of type {type(name).__name__}.")
     check_choice("layout", layout, LAYOUTS)
     ckpt.check_casting(casting)
-    path = os.path.abspath(os.fspath(path))
-    ckpt.checkpoint_format(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"Checkpoint {path!r} does not exist.")
-    stat = _file_stat(path)  # before the header: a change after this is caught at call time
-    header = ckpt.read_header(path)  # format and object arrays, at factory time
-    if name not in header:
-        raise ckpt._missing(path, name, list(header))
-    return FromCheckpoint(path, name, stat, layout, casting, check_dtype_arg("dtype", dtype))
-
-
-def _file_stat(path: str) -> tuple[int, int]:
-    st = os.stat(path)
-    return (st.st_mtime_ns, st.st_size)
+    dtype = check_dtype_arg("dtype", dtype)
+    reader = ckpt.open_checkpoint(path)  # format, header and object arrays, at factory time
+    infos = reader.infos()
+    if name not in infos:
+        raise ckpt.missing_error(reader.path, name, list(infos))
+    info = infos[name]
+    fingerprint = reader.fingerprint(name)  # the content the initializer stands for
+    return FromCheckpoint(
+        reader.path, name, info.shape, info.dtype, fingerprint, layout, casting, dtype
+    )
 
 
 # --------------------------------------------------------------------------------------
@@ -206,6 +212,8 @@ class TransferReport:
       warnings: target name -> what to check, for copied arrays whose layout jinit could
         not verify (a square conv kernel in a tree without module types, which could
         belong to a ``ConvTranspose``).
+      source: what was read (e.g. ``"orbax checkpoint '/ckpt/5/default' (latest of steps
+        1, 5)"``).
     """
 
     copied: dict[str, str] = dataclasses.field(default_factory=dict)
@@ -214,6 +222,7 @@ class TransferReport:
     mismatched: dict[str, str] = dataclasses.field(default_factory=dict)
     unused: dict[str, str] = dataclasses.field(default_factory=dict)
     warnings: dict[str, str] = dataclasses.field(default_factory=dict)
+    source: str = ""
 
     @property
     def ok(self) -> bool:
@@ -234,6 +243,8 @@ class TransferReport:
         lines += [f"  mismatched {t}: {r}" for t, r in self.mismatched.items()]
         lines += [f"  unused     {s}: {r}" for s, r in self.unused.items()]
         lines += [f"  warning    {t}: {w}" for t, w in self.warnings.items()]
+        if self.source:
+            lines.append(f"  source     {self.source}")
         return "\n".join(lines)
 
 
@@ -265,31 +276,105 @@ def _flatten_mapping(tree: Mapping) -> dict[tuple, Any]:
     return out
 
 
-def _source_arrays(source: Any) -> dict[str, np.ndarray]:
-    """Any supported source -> {name: numpy array}, names with '/' separators."""
+class _Arrays(Reader):
+    """Arrays already in memory (a dict, an nnx.State or Module) as a checkpoint reader."""
+
+    kind = "in-memory"
+
+    def __init__(self, arrays: dict[str, Any], path: str):
+        self.path, self._arrays = path, arrays
+        self._infos = {
+            n: ArrayInfo(n, tuple(np.shape(a)), np.dtype(getattr(a, "dtype", None) or
+                                                          np.asarray(a).dtype))
+            for n, a in arrays.items()
+        }  # fmt: skip
+
+    def infos(self) -> dict[str, ArrayInfo]:
+        return self._infos
+
+    def read(self, name: str) -> Any:
+        a = self._arrays[name]
+        return a if isinstance(a, (np.ndarray, jax.Array)) else np.asarray(a)
+
+
+class _Renamed(Reader):
+    """A checkpoint whose ``params/``/``batch_stats/`` collection level is dropped from names
+    (a linen variables dict or TrainState saved with orbax)."""
+
+    def __init__(self, reader: Reader):
+        self.inner, self.path, self.kind = reader, reader.path, reader.kind
+        self._names: dict[str, str] = {}
+        for n in reader.infos():
+            head, _, rest = n.partition("/")
+            self._names[rest if head in _COLLECTIONS and rest else n] = n
+        if len(self._names) != len(reader.infos()):
+            self._names = {n: n for n in reader.infos()}  # ambiguous: keep full names
+        inner = reader.infos()
+        self._infos = {n: dataclasses.replace(inner[o], name=n) for n, o in self._names.items()}
+
+    def infos(self) -> dict[str, ArrayInfo]:
+        return self._infos
+
+    def read_many(self, requests: dict[str, Any]) -> dict[str, Any]:
+        out = self.inner.read_many({self._names[n]: s for n, s in requests.items()})
+        return {n: out[self._names[n]] for n in requests}
+
+    def read(self, name: str) -> Any:
+        return self.read_many({name: None})[name]
+
+    def describe(self) -> str:
+        return self.inner.describe()
+
+
+_COLLECTIONS = ("params", "batch_stats")
+
+
+def _source_reader(source: Any) -> Reader:
+    """Any supported source -> a reader; names with '/' separators."""
     from flax import nnx
 
     if isinstance(source, (str, os.PathLike)):
-        return ckpt.read_all(source)
+        reader = ckpt.open_checkpoint(source)
+        if any(n.startswith("params/") for n in reader.infos()):
+            return _Renamed(reader)
+        return reader
     if isinstance(source, nnx.Module):
         source = nnx.state(source, nnx.Any(nnx.Param, nnx.BatchStat))
     if isinstance(source, nnx.State):
-        return {
-            "/".join(str(p) for p in path): np.asarray(var.get_value())
+        arrays = {
+            "/".join(str(p) for p in path): var.get_value()
             for path, var in nnx.to_flat_state(source)
             if not isinstance(var, nnx.RngState)
         }
+        return _Arrays(arrays, "an nnx.State")
     if isinstance(source, Mapping):
         flat = _flatten_mapping(source)
         drop = 1 if _is_collections_dict(source) else 0
-        return {
-            "/".join(str(p) for p in k[drop:]): np.asarray(_capture.unbox(v))
-            for k, v in flat.items()
-        }
+        arrays = {"/".join(str(p) for p in k[drop:]): _unbox(v) for k, v in flat.items()}
+        return _Arrays(arrays, "a dict")
     raise TypeError(
-        "`source` must be a checkpoint path (.safetensors/.npz), a dict or nested dict of "
-        f"arrays, an nnx.State or an nnx.Module; got {type(source).__name__}."
+        "`source` must be a checkpoint path (.safetensors, a sharded safetensors index or "
+        "folder, an orbax checkpoint folder, .npz), a dict or nested dict of arrays, an "
+        f"nnx.State or an nnx.Module; got {type(source).__name__}."
     )
+
+
+def _is_boxed(x: Any) -> bool:
+    if not type(x).__module__.startswith("flax"):
+        return False
+    from flax.core import meta
+
+    return isinstance(x, meta.AxisMetadata)
+
+
+def _unbox(x: Any) -> Any:
+    """The array inside a linen metadata box (``nn.with_partitioning``), else ``x``."""
+    return x.unbox() if _is_boxed(x) else x
+
+
+def _rebox(old: Any, new: Any) -> Any:
+    """``new`` in ``old``'s metadata box, if ``old`` was boxed."""
+    return old.replace_boxed(new) if _is_boxed(old) else new
 
 
 def _normalize(name: str) -> str:
@@ -344,7 +429,7 @@ def _target_leaves(
         state = nnx.state(target, nnx.Any(nnx.Param, nnx.BatchStat))
         flat = list(nnx.to_flat_state(state))
         names = {"/".join(str(p) for p in path): (path, var) for path, var in flat}
-        modules = {_capture.path_str(p): m for p, m in nnx.iter_modules(target)}
+        modules = {"/".join(str(k) for k in p): m for p, m in nnx.iter_modules(target)}
         owners = {n: modules.get(n.rpartition("/")[0]) for n in names}
 
         def rebuild_module(new: dict[str, Any]) -> Any:
@@ -392,10 +477,10 @@ def _target_leaves(
                 node = out
                 for p in k[:-1]:
                     node = node.setdefault(p, {})
-                node[k[-1]] = _capture.rebox(flat[k], new[n]) if n in new else flat[k]
+                node[k[-1]] = _rebox(flat[k], new[n]) if n in new else flat[k]
             return freeze(out) if frozen else out
 
-        current = {n: _capture.unbox(flat[k]) for n, k in names.items()}
+        current = {n: _unbox(flat[k]) for n, k in names.items()}
         return "a dict", current, rebuild_dict, None
 
     raise TypeError(
@@ -539,22 +624,17 @@ def transfer(
     """
     check_choice("layout", layout, LAYOUTS)
     ckpt.check_casting(casting)
-    if mapping is not None and not (isinstance(mapping, Mapping) or callable(mapping)):
-        raise TypeError(f"`mapping` must be a dict, a callable or None; got {mapping!r}.")
+    lookup = _check_mapping(mapping)
     kind, targets, rebuild, owners = _target_leaves(target)
-    sources = _source_arrays(source)
-    report = TransferReport()
-    new: dict[str, Any] = {}
+    reader = _source_reader(source)
+    report = TransferReport(source=reader.describe())
     used_by: dict[str, str] = {}
+    plan: dict[str, tuple[str, bool, str | None]] = {}  # source -> (target, transposed, warning)
 
-    for s_name, arr in sources.items():
+    # 1. names, shapes and dtypes only: nothing is read yet
+    for s_name, info in reader.infos().items():
         leaf = _normalize(s_name).split("/")[-1]
-        if isinstance(mapping, Mapping):
-            explicit, t_name = s_name in mapping, mapping.get(s_name)
-        elif mapping is not None:
-            explicit, t_name = True, mapping(s_name)
-        else:
-            explicit, t_name = False, None
+        explicit, t_name = lookup(s_name)
         if explicit and t_name is None:
             report.unused[s_name] = "mapped to None"
             continue
@@ -579,33 +659,63 @@ def transfer(
             )
         used_by[t_name] = s_name
 
-        arr = np.asarray(arr)
-        if arr.dtype.hasobject:
+        if info.dtype.hasobject:
             report.mismatched[t_name] = f"source {s_name!r} is an object array"
             continue
         current = targets[t_name]
-        t_dtype = getattr(current, "dtype", None)
-        t_dtype = np.dtype(np.asarray(current).dtype if t_dtype is None else t_dtype)
+        t_dtype = _dtype_of(current)
         t_shape = tuple(np.shape(current))
-        transposed = layout == "torch" and t_name.split("/")[-1] == "kernel" and arr.ndim >= 2
+        # a zero-strided stand-in: layout conversions on it cost nothing
+        stand_in = np.broadcast_to(np.zeros((), info.dtype), info.shape)
+        transposed = layout == "torch" and t_name.split("/")[-1] == "kernel" and stand_in.ndim >= 2
         how, warning = "", None
         if transposed:
-            arr, how, refusal, warning = _torch_kernel(arr, t_name, t_shape, owners)
+            stand_in, how, refusal, warning = _torch_kernel(stand_in, t_name, t_shape, owners)
             if refusal is not None:
                 report.mismatched[t_name] = f"source {s_name!r} {refusal}"
                 continue
-        if tuple(arr.shape) != t_shape:
+        if tuple(stand_in.shape) != t_shape:
             report.mismatched[t_name] = (
-                f"source {s_name!r} has shape {tuple(arr.shape)}{how}, target has {t_shape}"
+                f"source {s_name!r} has shape {tuple(stand_in.shape)}{how}, target has {t_shape}"
             )
             continue
-        if not ckpt.can_cast(arr.dtype, t_dtype, casting):
+        if not ckpt.can_cast(info.dtype, t_dtype, casting):
             report.mismatched[t_name] = (
-                f"source {s_name!r} has dtype {arr.dtype.name}, target has {t_dtype.name} "
+                f"source {s_name!r} has dtype {info.dtype.name}, target has {t_dtype.name} "
                 f"(not allowed under casting={casting!r})"
             )
             continue
-        value = np.ascontiguousarray(arr).astype(t_dtype, copy=False)
+        plan[s_name] = (t_name, transposed, warning)
+
+    report.missing = [t for t in targets if t not in used_by]
+    _raise_if_strict(strict, report, kind)
+
+    # 2. read what is copied: straight into the target's sharding where the reader can
+    # (orbax) and no conversion on the host is needed
+    requests = {}
+    for s_name, (t_name, transposed, _) in plan.items():
+        current, info = targets[t_name], reader.infos()[s_name]
+        direct = (
+            isinstance(current, jax.Array)
+            and not transposed
+            and np.dtype(jax.dtypes.canonicalize_dtype(info.dtype)) == info.dtype
+        )
+        requests[s_name] = current.sharding if direct else None
+    loaded = reader.read_many(requests)
+
+    # 3. convert, cast (values must fit) and place
+    new: dict[str, Any] = {}
+    for s_name, (t_name, transposed, warning) in plan.items():
+        arr, current = loaded.pop(s_name), targets[t_name]
+        if transposed:
+            arr, _, _, _ = _torch_kernel(np.asarray(arr), t_name, tuple(np.shape(current)), owners)
+        if not isinstance(arr, jax.Array):
+            arr = np.ascontiguousarray(arr)
+        try:
+            value = ckpt.cast_checked(arr, _dtype_of(current), casting, f"source {s_name!r}")
+        except ValueError as e:
+            report.mismatched[t_name] = str(e)
+            continue
         if isinstance(current, jax.Array):  # keep the target's placement and sharding
             value = jax.device_put(value, current.sharding)
         else:
@@ -616,12 +726,49 @@ def transfer(
             report.transposed.append(t_name)
         if warning is not None:
             report.warnings[t_name] = f"source {s_name!r} {warning}"
+    _raise_if_strict(strict, report, kind)
+    return rebuild(new), report
 
-    report.missing = [t for t in targets if t not in used_by]
+
+def _dtype_of(current: Any) -> np.dtype:
+    t_dtype = getattr(current, "dtype", None)
+    return np.dtype(np.asarray(current).dtype if t_dtype is None else t_dtype)
+
+
+def _raise_if_strict(strict: bool, report: TransferReport, kind: str) -> None:
     if strict and not report.ok:
         raise ValueError(
             f"transfer(strict=True) into {kind}: not every target parameter could be "
             "copied (pass strict=False to copy what matches, or `mapping=` to name the "
             f"sources).\n{report}"
         )
-    return rebuild(new), report
+
+
+def _check_mapping(mapping: Any) -> Callable[[str], tuple[bool, str | None]]:
+    """Validates ``mapping``; returns ``lookup(source) -> (explicit, target or None)``."""
+    if mapping is None:
+        return lambda s: (False, None)
+    if isinstance(mapping, Mapping):
+        for k, v in mapping.items():
+            if not isinstance(k, str) or not (v is None or isinstance(v, str)):
+                raise TypeError(
+                    "`mapping` must map source names (str) to target names (str) or None; "
+                    f"got {k!r}: {v!r} ({type(k).__name__} -> {type(v).__name__})."
+                )
+        return lambda s: (s in mapping, mapping.get(s))
+    if callable(mapping):
+
+        def lookup(s: str) -> tuple[bool, str | None]:
+            t = mapping(s)
+            if not (t is None or isinstance(t, str)):
+                raise TypeError(
+                    "`mapping` must return a target name (str) or None for every source "
+                    f"name; it returned {t!r} ({type(t).__name__}) for {s!r}."
+                )
+            return True, t
+
+        return lookup
+    raise TypeError(
+        "`mapping` must be a dict {source name: target name or None}, a callable or None; "
+        f"got {mapping!r} of type {type(mapping).__name__}."
+    )
