@@ -159,7 +159,8 @@ def cast_checked(arr, dst: np.dtype, casting: str, what: str):
                 f"(range [{info.min}, {info.max}]); casting would wrap it around. Request a "
                 "wider dtype, or pass casting='unsafe' to accept NumPy's conversion."
             )
-    out = arr.astype(dst)
+    with np.errstate(over="ignore", invalid="ignore"):  # overflow is checked just below
+        out = arr.astype(dst)
     if casting != "unsafe" and a in ("float", "complex") and arr.size:
         overflow = xp.isinf(out) & xp.isfinite(arr)
         if bool(overflow.any()):

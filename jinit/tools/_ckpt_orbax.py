@@ -121,6 +121,10 @@ class OrbaxCheckpoint(Reader):
             name = "/".join(p[:-1] if strip else p)
             self._paths[name] = p
             infos[name] = ArrayInfo(name, tuple(int(d) for d in leaf.shape), dtype)
+        if not infos:
+            raise ValueError(
+                f"{path!r} is not a readable orbax checkpoint: its metadata lists no arrays."
+            )
         self._infos = infos
 
     def infos(self) -> dict[str, ArrayInfo]:
