@@ -118,18 +118,19 @@ def from_checkpoint(
     r"""Initializer that returns the array ``name`` stored in a checkpoint file.
 
     The key is ignored; the requested shape must equal the stored shape (after the
-    PyTorch -> JAX transpose when ``layout="torch"``). The file is read at call time
-    (only the named array's bytes), so the initializer stays a small hashable value.
+    PyTorch -> JAX transpose when ``layout="torch"``), and is compared with the file's
+    header before any data is read.
 
-    The initializer stands for the file as it is when ``from_checkpoint`` is called,
-    identified by its modification time and size (``os.stat``), which are part of the
-    initializer's value. After the file is rewritten, ``from_checkpoint`` returns a new
-    initializer, unequal to the old one, that jax traces afresh (so ``jax.jit(init)``
-    reads the new values); calling the old one (eagerly, or when jax traces it) raises
-    ``ValueError`` instead of returning either version's values. A program jax has already
-    compiled from the old initializer does not run Python again: it returns the values
-    the file held when ``from_checkpoint`` was called. So after rewriting a checkpoint,
-    call ``from_checkpoint`` again.
+    The initializer stands for the array as stored when ``from_checkpoint`` is called:
+    the factory reads it once and keeps its shape, dtype and a content digest (BLAKE2b;
+    for ``.npz``, of the member's stored bytes), not the data, so the initializer stays
+    a small hashable value. Each call reads the array again and returns it only if the
+    digest still matches; a rewritten file (even one of the same size, within one
+    timestamp tick, or with its modification time restored) makes the call raise
+    ``ValueError`` instead of returning other values. ``from_checkpoint`` on the
+    rewritten file gives a new initializer, unequal to the old one, that jax traces
+    afresh. A program jax has already compiled does not run Python again: it returns
+    the values the file held when ``from_checkpoint`` was called.
 
     dtype policy: the stored array is cast to the requested dtype (the call's ``dtype``,
     else this factory's ``dtype``, else the default float dtype) under ``casting``:
@@ -138,15 +139,26 @@ def from_checkpoint(
       float32 -> bfloat16, bfloat16 -> float32), float -> complex, int -> int. Flax always
       requests ``param_dtype`` explicitly and NumPy saves float64 by default, so a precision
       change inside the float kind is what users expect (PyTorch's ``load_state_dict``
-      casts too). Kind changes (int -> float, float -> int, complex -> float) are refused.
+      casts too). Kind changes (int -> float, float -> int, complex -> float) raise
+      ``TypeError``. The values must fit: a finite value beyond the target's largest
+      (float64 ``1e300`` -> float32 would be ``inf``) or an integer outside its range
+      (int64 ``2**62 + 5`` -> int32 would wrap to ``5``) raises ``ValueError`` naming the
+      parameter and the value. Rounding to the target's precision, and tiny values
+      flushing towards zero, are what a precision change means and happen silently.
     - ``"safe"``: only value-preserving casts (bfloat16 -> float32, float32 -> float64).
     - ``"no"``: the stored dtype must equal the requested one.
-    - ``"unsafe"``: any cast.
+    - ``"unsafe"``: any cast, with NumPy's conversion (integers wrap, floats overflow to
+      ``inf``); for when that is what you want.
 
     Args:
-      path: a ``.safetensors`` or ``.npz`` file. ``.npz`` files are opened with
-        ``allow_pickle=False``; object arrays are refused.
-      name: the array's name in the file (e.g. ``"fc.weight"``).
+      path: a ``.safetensors`` file; a sharded safetensors checkpoint (its
+        ``*.safetensors.index.json``, or the folder holding it); an orbax checkpoint
+        folder (``StandardCheckpointer``/``PyTreeCheckpointer`` output, a
+        ``CheckpointManager`` step folder, or its root, read at the latest step); or a
+        ``.npz`` file. Nothing is unpickled; ``.npz`` object arrays are refused.
+      name: the array's name: ``"fc.weight"`` in a safetensors or npz file, the tree path
+        joined with ``/`` in an orbax checkpoint (``"params/Dense_0/kernel"``; nnx's
+        ``value`` level is left out: ``"fc/kernel"``).
       layout: ``"jax"`` (stored as ``(*spatial, in, out)``) or ``"torch"`` (stored as
         PyTorch's Linear/Conv ``(out, in, *spatial)``, transposed on load; a PyTorch
         ``ConvTranspose`` weight ``(in, out, *spatial)`` needs another conversion, which
@@ -160,10 +172,13 @@ def from_checkpoint(
     Raises:
       FileNotFoundError: if ``path`` does not exist (at factory time).
       KeyError: if ``name`` is not in the file; the message lists the available names.
-      ValueError: for an unsupported or malformed file, an object array, a bad
-        ``layout``/``casting`` (factory time), a shape mismatch (call time; the message
-        names the parameter, the stored shape and the requested shape), or a file that
-        changed since ``from_checkpoint`` was called (call time).
+      ValueError: for an unsupported or malformed file (the message names the file and,
+        where known, the array), an object array, a bad ``layout``/``casting`` (factory
+        time); a shape mismatch (call time; the message names the parameter, the stored
+        shape and the requested shape), a value that does not fit the requested dtype, or
+        a file whose array changed since ``from_checkpoint`` was called (call time).
+      ImportError: for a safetensors or orbax checkpoint when the ``safetensors`` /
+        ``orbax-checkpoint`` package is not installed.
       TypeError: if the stored dtype cannot be cast under ``casting`` (call time).
 
     Examples:
@@ -589,8 +604,17 @@ def transfer(
       target: an ``nnx.Module`` (updated in place), an ``nnx.State``, or a linen
         variables dict / params dict (a new dict is returned; the input is not modified).
         nnx targets cover ``nnx.Param`` and ``nnx.BatchStat`` variables.
-      source: a ``.safetensors``/``.npz`` path, a flat dict ``{"fc.weight": array}``, a
+      source: a checkpoint path (a ``.safetensors`` file; a sharded safetensors
+        checkpoint: its ``*.safetensors.index.json`` or its folder; an orbax checkpoint
+        folder, a ``CheckpointManager`` step or root (latest step, named in
+        ``report.source``); a ``.npz`` file), a flat dict ``{"fc.weight": array}``, a
         nested dict of arrays, a linen variables dict, an ``nnx.State`` or ``nnx.Module``.
+        Names, shapes and dtypes are matched from the checkpoint's header first; only the
+        arrays that are copied are read. An orbax checkpoint restores each array straight
+        into the target array's sharding (no host round trip, no device holding a full
+        copy) when no layout conversion is needed. A ``params/``/``batch_stats/`` level
+        in an orbax tree (a linen variables dict or ``TrainState``) is dropped from the
+        names, as for a variables dict source.
       mapping: explicit ``source name -> target name``: a dict (names it does not cover
         are matched automatically) or a function called on every source name. A target
         of ``None`` drops that source array. A target name that is not a parameter is
@@ -602,7 +626,9 @@ def transfer(
         any matched array has the wrong shape or dtype; with ``strict=False`` those
         parameters keep their values and the report lists them.
       casting: dtype policy when the source dtype differs from the target's; see
-        :func:`from_checkpoint` (default ``"same_kind"``: float precision changes only).
+        :func:`from_checkpoint` (default ``"same_kind"``: precision changes within a kind,
+        and the values must fit the target dtype: no integer wrap-around, no overflow to
+        ``inf``; an array that does not fit is reported as mismatched).
 
     Returns:
       ``(result, report)``: the same module (nnx, updated in place), or a new ``nnx.State``
@@ -610,8 +636,10 @@ def transfer(
 
     Raises:
       ValueError: with ``strict=True``, on missing or mismatched parameters (the message is
-        the report); always, if two source arrays map to the same target.
-      TypeError: for an unsupported target or source.
+        the report; nothing is read from the source then); always, if two source arrays
+        map to the same target, or for a malformed checkpoint (naming the file and entry).
+      TypeError: for an unsupported target or source, or a ``mapping`` that is not a dict
+        of ``str -> str | None``, a callable returning those, or None.
 
     Examples:
       >>> import numpy as np, jinit
