@@ -166,8 +166,8 @@ def cast_checked(arr, dst: np.dtype, casting: str, what: str):
         if bool(overflow.any()):
             bad = np.asarray(arr).reshape(-1)[int(xp.argmax(overflow.reshape(-1)))]
             raise ValueError(
-                f"{what}: the stored value {bad} is beyond the largest {dst.name} "
-                f"({ml_dtypes.finfo(dst).max}) and would become inf. Request a wider dtype, "
+                f"{what}: the stored value {bad!s} is beyond the largest {dst.name} "
+                f"({ml_dtypes.finfo(dst).max!s}) and would become inf. Request a wider dtype, "
                 "or pass casting='unsafe' to accept NumPy's conversion."
             )
     return out
