@@ -35,6 +35,7 @@ ocp = pytest.importorskip("orbax.checkpoint")
 # --------------------------------------------------------------------------------------
 
 
+@pytest.mark.filterwarnings("ignore:overflow encountered in cast:RuntimeWarning")
 @pytest.mark.parametrize(
     ("stored", "requested", "shown"),
     [
@@ -460,3 +461,19 @@ def test_readme_checkpoint_examples_run(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     for block in blocks:  # each block on its own: imports included
         exec(compile(textwrap.dedent(block), "README.md", "exec"), {"__name__": "readme"})
+
+
+@pytest.mark.parametrize(
+    ("module", "path", "package"),
+    [("safetensors", "w.safetensors", "safetensors"), ("orbax", "ckpt", "orbax-checkpoint")],
+)
+def test_missing_optional_package_names_the_extra(tmp_path, monkeypatch, module, path, package):
+    if module == "safetensors":
+        safetensors_numpy.save_file({"w": np.ones(2, np.float32)}, str(tmp_path / path))
+    else:
+        (tmp_path / path).mkdir()
+        (tmp_path / path / "_METADATA").write_text("{}")
+    monkeypatch.setitem(sys.modules, module, None)  # import fails as if not installed
+    monkeypatch.setitem(sys.modules, "orbax.checkpoint", None)
+    with pytest.raises(ImportError, match=rf"`{package}`.*jinit\[checkpoints\]"):
+        jinit.from_checkpoint(tmp_path / path, "w")

@@ -154,11 +154,14 @@ class SafetensorsFile(Reader):
         # The library accepted the header, so it is a JSON object of well-formed entries;
         # read it once more for what the library does not check: duplicate names.
         try:
-            header = _raw_header(path)
+            text = _raw_header_text(path)
+            header = json.loads(text, object_pairs_hook=_no_duplicates)
+            self._offsets = {n: tuple(header[n]["data_offsets"]) for n in names}
         except _Duplicate as e:
             raise bad(path, f"the header names tensor {e.args[0]!r} twice") from None
-        self._offsets = {n: tuple(header[n]["data_offsets"]) for n in names}
-        self._start = 8 + len(_raw_header_text(path).encode("utf-8"))
+        except (OSError, ValueError, KeyError, TypeError, struct.error) as e:  # rewritten
+            raise bad(path, f"the header changed while it was read ({e!r})") from None
+        self._start = 8 + len(text.encode("utf-8"))
         infos = {}
         for n in sorted(names, key=lambda n: self._offsets[n]):  # file order
             code, shape = specs[n]
