@@ -30,6 +30,19 @@ from jinit.tools._ckpt_common import ArrayInfo, Reader, missing_error
 _MAGIC = b"\x93NUMPY"
 _MAX_HEADER = 65536  # NumPy itself refuses headers above 10000 bytes by default
 _COMPRESSION = {zipfile.ZIP_STORED: "stored", zipfile.ZIP_DEFLATED: "deflate"}
+# what zipfile raises on damaged archives (NotImplementedError: "zip file version 16.6")
+_ZIP_ERRORS = (
+    zipfile.BadZipFile,
+    zipfile.LargeZipFile,
+    zlib.error,
+    EOFError,
+    OSError,
+    ValueError,
+    NotImplementedError,
+    RuntimeError,
+    struct.error,
+    OverflowError,
+)
 
 
 def bad(path: str, what: str, name: str | None = None) -> ValueError:
@@ -92,11 +105,14 @@ class NpzFile(Reader):
         if not os.path.isfile(path):
             raise FileNotFoundError(f"Checkpoint {path!r} does not exist.")
         try:
-            with zipfile.ZipFile(path) as zf:
-                members = zf.infolist()
-                heads = {m.filename: self._head(zf, m) for m in members}
-        except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError) as e:
+            zf = zipfile.ZipFile(path)
+        except FileNotFoundError:
+            raise
+        except _ZIP_ERRORS as e:
             raise bad(path, str(e) or type(e).__name__) from None
+        with zf:
+            members = zf.infolist()
+            heads = {m.filename: self._head(zf, m) for m in members}  # errors name the array
         self._members: dict[str, zipfile.ZipInfo] = {}
         self._headers: dict[str, tuple[int, tuple[int, ...], bool, np.dtype]] = {}
         infos = {}
@@ -142,8 +158,8 @@ class NpzFile(Reader):
                     if n <= _MAX_HEADER:
                         prefix += f.read(start + n - 12)
             return _parse_npy_header(prefix)
-        except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError) as e:
-            raise bad(self.path, str(e), name) from None
+        except _ZIP_ERRORS as e:
+            raise bad(self.path, str(e) or type(e).__name__, name) from None
 
     def infos(self) -> dict[str, ArrayInfo]:
         return self._infos
