@@ -141,21 +141,25 @@ class OrbaxCheckpoint(Reader):
             return {}
         ocp = _library()
         wanted = {self._paths[n]: (n, s) for n, s in requests.items()}
+        # leaves not asked for are skipped (orbax's PLACEHOLDER); orbax versions without it
+        # restore them to host memory and drop them
+        skip = getattr(ocp, "PLACEHOLDER", None)
+        host = ocp.RestoreArgs(restore_type=np.ndarray)
 
         def args(path: tuple, leaf: Any) -> Any:
             p = tuple(_key(k) for k in path)
-            if p not in wanted or not _is_leaf(leaf):
-                return ocp.PLACEHOLDER
+            if skip is not None and (p not in wanted or not _is_leaf(leaf)):
+                return skip
+            if p not in wanted:
+                return host if _is_leaf(leaf) else ocp.RestoreArgs()
             sharding = wanted[p][1]
-            if sharding is None:
-                return ocp.RestoreArgs(restore_type=np.ndarray)
-            return ocp.ArrayRestoreArgs(sharding=sharding)
+            return host if sharding is None else ocp.ArrayRestoreArgs(sharding=sharding)
 
         restore_args = jax.tree_util.tree_map_with_path(args, self._tree, is_leaf=_is_leaf)
         item = jax.tree.map(
-            lambda a: a if a is ocp.PLACEHOLDER else 0,
+            lambda a: a if skip is not None and a is skip else 0,
             restore_args,
-            is_leaf=lambda x: x is ocp.PLACEHOLDER or isinstance(x, ocp.RestoreArgs),
+            is_leaf=lambda x: (skip is not None and x is skip) or isinstance(x, ocp.RestoreArgs),
         )
         try:
             out = ocp.PyTreeCheckpointer().restore(
