@@ -473,28 +473,28 @@ def _target_leaves(
         from flax.core import FrozenDict, freeze
 
         frozen = isinstance(target, FrozenDict)
-        flat = _flatten_mapping(target)
+        leaves = _flatten_mapping(target)
         drop = 1 if _is_collections_dict(target) else 0
-        names = {}
-        for k in flat:
+        keys: dict[str, tuple] = {}
+        for k in leaves:
             n = "/".join(str(p) for p in k[drop:])
-            if n in names:
+            if n in keys:
                 raise ValueError(
                     f"transfer: target name {n!r} occurs in two collections "
-                    f"({names[n][0]!r} and {k[0]!r}); transfer into one collection at a time."
+                    f"({keys[n][0]!r} and {k[0]!r}); transfer into one collection at a time."
                 )
-            names[n] = k
+            keys[n] = k
 
         def rebuild_dict(new: dict[str, Any]) -> Any:
             out: dict = {}
-            for n, k in names.items():
+            for n, k in keys.items():
                 node = out
                 for p in k[:-1]:
                     node = node.setdefault(p, {})
-                node[k[-1]] = _rebox(flat[k], new[n]) if n in new else flat[k]
+                node[k[-1]] = _rebox(leaves[k], new[n]) if n in new else leaves[k]
             return freeze(out) if frozen else out
 
-        current = {n: _unbox(flat[k]) for n, k in names.items()}
+        current = {n: _unbox(leaves[k]) for n, k in keys.items()}
         return "a dict", current, rebuild_dict, None
 
     raise TypeError(
@@ -674,6 +674,7 @@ def transfer(
                 report.unused[s_name] = "no matching target parameter"
                 continue
         elif t_name not in targets:
+            assert t_name is not None
             resolved = _resolve(t_name, layout, targets, suffix=False)
             if resolved is None:
                 report.unused[s_name] = f"mapped to {t_name!r}, which is not a target parameter"
