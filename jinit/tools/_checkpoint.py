@@ -38,8 +38,12 @@ _SUPPORTED = (
 )
 
 
-def open_checkpoint(path: str | os.PathLike) -> Reader:
-    """The reader for ``path``; raises FileNotFoundError or a ValueError naming the path."""
+def open_checkpoint(path: str | os.PathLike, only: str | None = None) -> Reader:
+    """The reader for ``path``; raises FileNotFoundError or a ValueError naming the path.
+
+    With ``only``, readers that can skip the other arrays' headers (``.npz`` members,
+    the shards of a sharded checkpoint) read just what array ``only`` needs.
+    """
     from jinit.tools import _ckpt_npz, _ckpt_orbax, _ckpt_safetensors
 
     path = os.path.abspath(os.fspath(path))
@@ -53,7 +57,7 @@ def open_checkpoint(path: str | os.PathLike) -> Reader:
     if os.path.isdir(path):
         index = _ckpt_safetensors.find_index(path)
         if index is not None:
-            return _ckpt_safetensors.ShardedSafetensors(index)
+            return _ckpt_safetensors.ShardedSafetensors(index, only)
         found = _ckpt_orbax.resolve(path)
         if found is not None:
             return _ckpt_orbax.OrbaxCheckpoint(*found)
@@ -65,11 +69,11 @@ def open_checkpoint(path: str | os.PathLike) -> Reader:
             f"no orbax checkpoint and {len(files)} .safetensors files (expected {_SUPPORTED})."
         )
     if lower.endswith(".safetensors.index.json"):
-        return _ckpt_safetensors.ShardedSafetensors(path)
+        return _ckpt_safetensors.ShardedSafetensors(path, only)
     if lower.endswith(".safetensors"):
         return _ckpt_safetensors.SafetensorsFile(path)
     if lower.endswith(".npz"):
-        return _ckpt_npz.NpzFile(path)
+        return _ckpt_npz.NpzFile(path, only)
     if not os.path.exists(path):
         raise FileNotFoundError(f"Checkpoint {path!r} does not exist.")
     raise ValueError(f"Unsupported checkpoint {path!r}: expected {_SUPPORTED}.")

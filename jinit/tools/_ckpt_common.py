@@ -50,7 +50,7 @@ class Reader:
 
 
 def digest(arr: np.ndarray) -> bytes:
-    h = hashlib.blake2b(digest_size=20)
+    h = hashlib.sha256()
     h.update(f"{arr.dtype.str}{arr.shape}".encode())
     h.update(np.ascontiguousarray(arr).reshape(-1).view(np.uint8).data)
     return h.digest()

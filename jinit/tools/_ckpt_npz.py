@@ -100,7 +100,8 @@ def _parse_npy_header(prefix: bytes) -> tuple[int, tuple[int, ...], bool, np.dty
 class NpzFile(Reader):
     kind = "npz"
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, only: str | None = None):
+        """Reads every member's header, or only the header of array ``only`` if given."""
         self.path = path
         if not os.path.isfile(path):
             raise FileNotFoundError(f"Checkpoint {path!r} does not exist.")
@@ -112,6 +113,8 @@ class NpzFile(Reader):
             raise bad(path, str(e) or type(e).__name__) from None
         with zf:
             members = zf.infolist()
+            if only is not None:
+                members = [m for m in members if m.filename in (only, only + ".npy")]
             heads = {m.filename: self._head(zf, m) for m in members}  # errors name the array
         self._members: dict[str, zipfile.ZipInfo] = {}
         self._headers: dict[str, tuple[int, tuple[int, ...], bool, np.dtype]] = {}
@@ -216,7 +219,7 @@ class NpzFile(Reader):
 
     def _stored_digest(self, name: str, data: bytes) -> bytes:
         m = self._members[name]
-        h = hashlib.blake2b(digest_size=20)
+        h = hashlib.sha256()
         h.update(f"{m.compress_type} {m.CRC} {m.file_size} {self._headers[name]}".encode())
         h.update(data)
         return h.digest()

@@ -218,7 +218,8 @@ class ShardedSafetensors(Reader):
 
     kind = "sharded safetensors"
 
-    def __init__(self, index_path: str):
+    def __init__(self, index_path: str, only: str | None = None):
+        """Opens every shard, or only the one holding tensor ``only`` if given."""
         self.path = index_path
         if not os.path.isfile(index_path):
             raise FileNotFoundError(f"Checkpoint index {index_path!r} does not exist.")
@@ -244,6 +245,9 @@ class ShardedSafetensors(Reader):
                     "names in the index's folder",
                 )
             shards.setdefault(shard, []).append(tensor)
+        if only is not None:
+            weight_map = {only: weight_map[only]} if only in weight_map else {}
+            shards = {s: [only] for s in weight_map.values()}
         absent = [s for s in shards if not os.path.isfile(os.path.join(folder, s))]
         if absent:
             listed = ", ".join(f"{s!r} (holds {shards[s][0]!r}, ...)" for s in absent)

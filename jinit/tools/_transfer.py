@@ -67,7 +67,7 @@ class FromCheckpoint(Initializer):
         del key  # deterministic: the values come from the file
         what = f"from_checkpoint: parameter {self.tensor!r} in {self.path!r}"
         try:
-            reader = ckpt.open_checkpoint(self.path)
+            reader = ckpt.open_checkpoint(self.path, only=self.tensor)
             info = reader.infos().get(self.tensor)
         except (OSError, ValueError) as e:
             raise self._changed(f"it can no longer be read: {e}") from None
@@ -121,7 +121,7 @@ def from_checkpoint(
     header before any data is read.
 
     The initializer stands for the array as stored when ``from_checkpoint`` is called:
-    the factory reads it once and keeps its shape, dtype and a content digest (BLAKE2b;
+    the factory reads it once and keeps its shape, dtype and a content digest (SHA-256;
     for ``.npz``, of the member's stored bytes), not the data, so the initializer stays
     a small hashable value. Each call reads the array again and returns it only if the
     digest still matches; a rewritten file (even one of the same size, within one
