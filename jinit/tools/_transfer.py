@@ -297,11 +297,7 @@ class _Arrays(Reader):
 
     def __init__(self, arrays: dict[str, Any], path: str):
         self.path, self._arrays = path, arrays
-        self._infos = {
-            n: ArrayInfo(n, tuple(np.shape(a)), np.dtype(getattr(a, "dtype", None) or
-                                                          np.asarray(a).dtype))
-            for n, a in arrays.items()
-        }  # fmt: skip
+        self._infos = {n: ArrayInfo(n, tuple(np.shape(a)), _dtype_of(a)) for n, a in arrays.items()}
 
     def infos(self) -> dict[str, ArrayInfo]:
         return self._infos
