@@ -244,6 +244,12 @@ _MALFORMED = {
         b"\0" * 20,
         "invalid offset for tensor `(a|b)`",
     ),
+    "metadata repeats a key": (
+        b'{"__metadata__": {"a": "1", "a": "2"}, '
+        b'"w": {"dtype": "F32", "shape": [2, 2], "data_offsets": [0, 16]}}',
+        None,
+        "repeats the key 'a'",
+    ),
     "metadata not strings": ({"__metadata__": {"a": 1}, **_entry()}, None, "in __metadata__"),
     "metadata a list": ({"__metadata__": [1], **_entry()}, None, "in __metadata__"),
 }

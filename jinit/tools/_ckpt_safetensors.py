@@ -70,7 +70,7 @@ def _culprit(path: str, message: str) -> str | None:
         return m.group(1)
     try:
         header = _raw_header(path)
-    except (OSError, ValueError, RecursionError, struct.error, _Duplicate):
+    except (OSError, ValueError, RecursionError, struct.error):
         return None
     if not isinstance(header, dict):
         return None
@@ -104,21 +104,22 @@ def _raw_header_text(path: str) -> str:
         return f.read(n).decode("utf-8")
 
 
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    seen: dict[str, Any] = {}
-    for k, v in pairs:
-        if k in seen:
-            raise _Duplicate(k)
-        seen[k] = v
-    return seen
+def _parse_header(text: str) -> tuple[Any, list[str], list[str]]:
+    """``(header, names given twice, keys repeated inside an entry or __metadata__)``."""
+    repeats: list[list[str]] = []
 
+    def hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        keys = [k for k, _ in pairs]
+        repeats.append([k for i, k in enumerate(keys) if k in keys[:i]])
+        return dict(pairs)
 
-class _Duplicate(Exception):
-    pass
+    header = json.loads(text, object_pairs_hook=hook)  # objects close inside out: top last
+    top = repeats.pop() if repeats else []
+    return header, top, [k for r in repeats for k in r]
 
 
 def _raw_header(path: str) -> Any:
-    return json.loads(_raw_header_text(path), object_pairs_hook=_no_duplicates)
+    return _parse_header(_raw_header_text(path))[0]
 
 
 def _wrap(path: str, e: BaseException) -> ValueError:
@@ -155,12 +156,14 @@ class SafetensorsFile(Reader):
         # read it once more for what the library does not check: duplicate names.
         try:
             text = _raw_header_text(path)
-            header = json.loads(text, object_pairs_hook=_no_duplicates)
+            header, twice, repeated = _parse_header(text)
             self._offsets = {n: tuple(header[n]["data_offsets"]) for n in names}
-        except _Duplicate as e:
-            raise bad(path, f"the header names tensor {e.args[0]!r} twice") from None
         except (OSError, ValueError, KeyError, TypeError, struct.error) as e:  # rewritten
             raise bad(path, f"the header changed while it was read ({e!r})") from None
+        if twice:
+            raise bad(path, f"the header names tensor {twice[0]!r} twice")
+        if repeated:
+            raise bad(path, f"a header object repeats the key {repeated[0]!r}")
         self._start = 8 + len(text.encode("utf-8"))
         infos = {}
         for n in sorted(names, key=lambda n: self._offsets[n]):  # file order
