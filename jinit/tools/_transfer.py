@@ -302,6 +302,9 @@ class _Arrays(Reader):
     def infos(self) -> dict[str, ArrayInfo]:
         return self._infos
 
+    def describe(self) -> str:
+        return ""  # the caller holds it; nothing to report
+
     def read(self, name: str) -> Any:
         a = self._arrays[name]
         return a if isinstance(a, (np.ndarray, jax.Array)) else np.asarray(a)
