@@ -10,41 +10,41 @@ import os
 import sys
 import tempfile
 
-os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=8"
-
-import flax.linen as nn
-import jax
-import numpy as np
-import orbax.checkpoint as ocp
-from flax import nnx
-from jax.sharding import NamedSharding
-from jax.sharding import PartitionSpec as P
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import jinit
-from jinit.tools import _ckpt_orbax
-
-REQUESTED: list[str] = []
-_read_many = _ckpt_orbax.OrbaxCheckpoint.read_many
+# Nothing runs at import: pytest's --doctest-modules imports this file in the test process.
 
 
-def _recording(self, requests):
-    REQUESTED.extend(type(s).__name__ for s in requests.values() if s is not None)
-    return _read_many(self, requests)
+def _case(arrays, shardings, expected, requested):
+    import numpy as np
 
-
-_ckpt_orbax.OrbaxCheckpoint.read_many = _recording
-
-
-def _case(arrays, shardings, expected):
     equal = all(np.array_equal(np.asarray(arrays[k]), expected[k]) for k in expected)
     same = all(arrays[k].sharding.is_equivalent_to(shardings[k], arrays[k].ndim) for k in expected)
-    requested = list(REQUESTED)
-    REQUESTED.clear()
-    return {"equal": bool(equal), "same_sharding": bool(same), "requested": requested}
+    out = {"equal": bool(equal), "same_sharding": bool(same), "requested": list(requested)}
+    requested.clear()
+    return out
 
 
 def main():
+    import flax.linen as nn
+    import jax
+    import numpy as np
+    import orbax.checkpoint as ocp
+    from flax import nnx
+    from jax.sharding import NamedSharding
+    from jax.sharding import PartitionSpec as P
+
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    import jinit
+    from jinit.tools import _ckpt_orbax
+
+    requested: list[str] = []
+    read_many = _ckpt_orbax.OrbaxCheckpoint.read_many
+
+    def recording(self, requests):
+        requested.extend(type(s).__name__ for s in requests.values() if s is not None)
+        return read_many(self, requests)
+
+    _ckpt_orbax.OrbaxCheckpoint.read_many = recording
+
     mesh = jax.make_mesh((4, 2), ("data", "model"))
     k_sharding, b_sharding = (
         NamedSharding(mesh, P("data", "model")),
@@ -71,7 +71,7 @@ def main():
     assert report.ok, str(report)
     got = {"kernel": model.kernel.get_value(), "bias": model.bias.get_value()}
     want = {"kernel": kernel, "bias": bias}
-    out["nnx"] = _case(got, {"kernel": k_sharding, "bias": b_sharding}, want)
+    out["nnx"] = _case(got, {"kernel": k_sharding, "bias": b_sharding}, want, requested)
 
     variables = nn.Dense(8).init(jax.random.key(0), np.ones((1, 16), np.float32))
     variables = {
@@ -83,13 +83,17 @@ def main():
     variables = {"params": {"Dense_0": variables["params"]}}
     new, report = jinit.transfer(variables, os.path.join(root, "linen"))
     assert report.ok, str(report)
-    out["linen"] = _case(new["params"]["Dense_0"], {"kernel": k_sharding, "bias": b_sharding}, want)
+    shardings = {"kernel": k_sharding, "bias": b_sharding}
+    out["linen"] = _case(new["params"]["Dense_0"], shardings, want, requested)
 
     init = jinit.from_checkpoint(os.path.join(root, "linen"), "params/Dense_0/kernel")
     arr = init(jax.random.key(0), (16, 8), out_sharding=k_sharding)
-    out["from_checkpoint"] = _case({"kernel": arr}, {"kernel": k_sharding}, {"kernel": kernel})
+    out["from_checkpoint"] = _case(
+        {"kernel": arr}, {"kernel": k_sharding}, {"kernel": kernel}, requested
+    )
     print(json.dumps(out))
 
 
 if __name__ == "__main__":
+    os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=8"
     main()
