@@ -357,6 +357,7 @@ def orbax_ckpts(tmp_path_factory):
     tree = {"params": linen_src["params"], "step": np.int64(7)}
     ckptr.save(root / "linen", tree)
     ckptr.wait_until_finished()
+    ocp.PyTreeCheckpointer().save(root / "pytree", {"emb": {"table": np.eye(3, dtype=np.float64)}})
     with ocp.CheckpointManager(root / "manager") as mgr:
         for step in (1, 5):
             scaled = jax.tree.map(lambda a, s=step: a * s, nnx.state(nnx_src))
@@ -394,6 +395,9 @@ def test_orbax_into_nnx_and_linen_without_pickle(orbax_ckpts, monkeypatch):
     )
     with pytest.raises(KeyError, match="'params/fc1/kernel'"):
         jinit.from_checkpoint(root / "linen", "fc1/kernal")
+    # PyTreeCheckpointer output; float64 -> float32 under the default casting
+    table = jinit.from_checkpoint(root / "pytree", "emb/table")(KEY, (3, 3))
+    assert table.dtype == jnp.float32 and bool((table == jnp.eye(3)).all())
 
 
 def test_orbax_checkpoint_manager_reads_latest_step_and_says_so(orbax_ckpts):
