@@ -1,9 +1,12 @@
 """Model tools: work on whole Flax models rather than single arrays.
 
 - :func:`lsuv` / :func:`lsuv_linen`: layer-sequential unit-variance init (Mishkin & Matas 2016).
-- :func:`from_checkpoint` / :func:`transfer`: start from stored arrays (safetensors, npz),
-  PyTorch layouts included.
+- :func:`from_checkpoint` / :func:`transfer`: start from stored arrays (safetensors incl.
+  sharded Hugging Face checkpoints, orbax, npz), PyTorch layouts included.
 - :func:`diagnose`: per-layer activation statistics and gradient norms at init.
+- :func:`fast_init`: ``jax.jit`` of a whole model's init with one copy of the random-number
+  code per distinct (sampler, shape, dtype) instead of one per parameter.
+- :func:`reinit`: re-initialize an existing model's parameters by patterns on their paths.
 
 Every name here is also available at the top level (``jinit.lsuv`` is ``jinit.tools.lsuv``).
 """
