@@ -349,13 +349,27 @@ def test_abstract_target_and_under_jit():
 
 def test_report_table():
     _, report = jinit.reinit(params_tree(), RULES, jax.random.key(0))
-    text = str(report)
-    lines = text.splitlines()
+    lines = str(report).splitlines()
     assert lines[0] == "reinit: 6 of 6 parameters re-initialized by 3 rules; 0 kept"
-    assert lines[1].split() == ["parameter", "shape", "dtype", "rule", "initializer"]
-    row = next(line for line in lines if line.startswith("head/bias"))
+    assert lines[1].split() == ["rule", "initializer", "count", "parameters"]
+    assert lines[3].split()[:3] == ["*/attn/out/kernel", "normal()", "2"]  # stddev 0.01
+    assert lines[5].split() == [
+        "**/kernel",
+        "normal(stddev=0.02)",
+        "3",
+        "h_0/mlp/kernel,",
+        "h_1/mlp/kernel,",
+        "...",
+        "(+1)",
+    ]
+    assert len(lines) == 2 + 1 + 3  # no kept row
+    details = report.details().splitlines()
+    assert details[0].split() == ["parameter", "shape", "dtype", "rule", "initializer"]
+    row = next(line for line in details if line.startswith("head/bias"))
     assert row.split() == ["head/bias", "(4,)", "float32", "head/bias", "zeros"]
-    assert len(lines) == 3 + 6
+    assert len(details) == 2 + 6
+    _, partial = jinit.reinit(params_tree(), {"head/*": "zeros"}, jax.random.key(0))
+    assert str(partial).splitlines()[-1].split()[:3] == ["(kept)", "-", "4"]
 
 
 SHARDED = textwrap.dedent(

@@ -269,8 +269,9 @@ class ReinitReport:
       kept: parameter paths that no rule matched (values unchanged).
       shapes: parameter path -> ``(shape, dtype name)``, for every parameter.
 
-    Printing a report gives a one-line summary and a table with one row per initialized
-    parameter.
+    ``print(report)`` gives a one-line summary and a small table with one row per rule
+    (its initializer, how many parameters it initialized and the first of them) and one
+    for the kept parameters; :meth:`details` has one row per initialized parameter.
 
     Examples:
       >>> import jax, jinit
@@ -280,6 +281,11 @@ class ReinitReport:
       ({'fc/bias': ['fc/bias']}, ['fc/kernel'])
       >>> print(report)
       reinit: 1 of 2 parameters re-initialized by 1 rule; 1 kept
+      rule     initializer  count  parameters
+      -------  -----------  -----  ----------
+      fc/bias  zeros        1      fc/bias
+      (kept)   -            1      fc/kernel
+      >>> print(report.details())
       parameter  shape  dtype    rule     initializer
       ---------  -----  -------  -------  -----------
       fc/bias    (3,)   float32  fc/bias  zeros
@@ -295,6 +301,16 @@ class ReinitReport:
         """Parameter path -> the rule that initialized it."""
         return {p: rule for rule, paths in self.by_rule.items() for p in paths}
 
+    def details(self) -> str:
+        """A table with one row per initialized parameter: path, shape, dtype, rule,
+        initializer."""
+        rows = [
+            [p, str(self.shapes[p][0]), self.shapes[p][1], rule, _describe(self.initializers[rule])]
+            for rule, paths in self.by_rule.items()
+            for p in paths
+        ]
+        return format_table(["parameter", "shape", "dtype", "rule", "initializer"], rows)
+
     def __str__(self) -> str:
         n_init = sum(len(p) for p in self.by_rule.values())
         n_rules = len(self.by_rule)
@@ -303,15 +319,18 @@ class ReinitReport:
             f"{n_rules} rule{'' if n_rules == 1 else 's'}; {len(self.kept)} kept"
         )
         rows = [
-            [p, str(self.shapes[p][0]), self.shapes[p][1], rule, _describe(self.initializers[rule])]
+            [rule, _describe(self.initializers[rule]), len(paths), _first(paths)]
             for rule, paths in self.by_rule.items()
-            for p in paths
         ]
-        if not rows:
-            return head
-        return (
-            head + "\n" + format_table(["parameter", "shape", "dtype", "rule", "initializer"], rows)
-        )
+        if self.kept:
+            rows.append(["(kept)", "-", len(self.kept), _first(self.kept)])
+        table = format_table(["rule", "initializer", "count", "parameters"], rows)
+        return head + "\n" + table
+
+
+def _first(paths: list[str], n: int = 2) -> str:
+    more = f", ... (+{len(paths) - n})" if len(paths) > n else ""
+    return ", ".join(paths[:n]) + more
 
 
 # --------------------------------------------------------------------------------------
