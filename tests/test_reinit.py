@@ -203,6 +203,19 @@ def test_first_match_wins_and_shadowed_rule_is_an_error():
         jinit.reinit(params, [("**", "zeros"), ("head/kernel", "ones")], jax.random.key(0))
 
 
+def test_none_rule_keeps_and_shields_from_later_rules():
+    params = params_tree()
+    new, report = jinit.reinit(params, [("h_*/**", None), ("**", "zeros")], jax.random.key(0))
+    assert new["h_1"]["mlp"]["kernel"] is params["h_1"]["mlp"]["kernel"]
+    assert (np.asarray(new["head"]["kernel"]) == 0).all()
+    assert report.initialized == {"head/kernel": "**", "head/bias": "**"}
+    assert len(report.by_rule["h_*/**"]) == 4 and report.kept == report.by_rule["h_*/**"]
+    lines = str(report).splitlines()
+    assert lines[0] == "reinit: 2 of 6 parameters re-initialized by 2 rules; 4 kept"
+    assert lines[3].split()[:3] == ["h_*/**", "(keep)", "4"]
+    assert len(report.details().splitlines()) == 2 + 2
+
+
 def test_unmatched_rule_names_rule_and_nearest_paths():
     with pytest.raises(ValueError) as e:
         jinit.reinit(params_tree(), {"*/atn/out/kernel": "zeros"}, jax.random.key(0))
@@ -369,7 +382,7 @@ def test_report_table():
     assert row.split() == ["head/bias", "(4,)", "float32", "head/bias", "zeros"]
     assert len(details) == 2 + 6
     _, partial = jinit.reinit(params_tree(), {"head/*": "zeros"}, jax.random.key(0))
-    assert str(partial).splitlines()[-1].split()[:3] == ["(kept)", "-", "4"]
+    assert str(partial).splitlines()[-1].split()[:3] == ["(unmatched)", "(keep)", "4"]
 
 
 SHARDED = textwrap.dedent(
@@ -415,6 +428,7 @@ def readme_blocks():
     return re.findall(r"```python\n(.*?)```", text[start:end], flags=re.S)
 
 
+@pytest.mark.slow
 def test_readme_examples_run():
     blocks = readme_blocks()
     assert blocks, "the README's reinit subsection has no python examples"

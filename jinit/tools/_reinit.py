@@ -103,7 +103,7 @@ class _Rule:
     label: str  # how the report and errors name the rule
     regex: re.Pattern
     glob: bool  # glob regexes match "/" + path; user regexes match path
-    init: Callable
+    init: Callable | None  # None: keep the matched parameters as they are
 
     def matches(self, path: str) -> bool:
         return self.regex.fullmatch("/" + path if self.glob else path) is not None
@@ -143,7 +143,7 @@ def _parse_rules(rules: Any) -> list[_Rule]:
                 f"{type(pattern).__name__}."
             )
         try:
-            init = get(spec)
+            init = None if spec is None else get(spec)
         except (TypeError, ValueError) as e:
             raise type(e)(f"reinit: rule {label!r}: bad initializer {spec!r}: {e}") from None
         parsed.append(_Rule(label, regex, glob, init))
@@ -253,6 +253,8 @@ def _target_params(target: Any) -> tuple[dict[str, Any], Callable[[dict[str, Any
 def _describe(init: Any) -> str:
     """A jinit initializer's repr (``normal(stddev=0.02)``), or a function's qualified name."""
     name = getattr(init, "__qualname__", None)
+    if init is None:
+        return "(keep)"
     if not isinstance(name, str) or isinstance(init, jax.tree_util.Partial):
         return repr(init)
     return name.replace(".<locals>", "")
@@ -265,13 +267,15 @@ class ReinitReport:
     Attributes:
       by_rule: rule -> the parameter paths it initialized, in the target's order. Rules are
         named as written (a glob string, or ``re.compile('...')`` for a regex).
-      initializers: rule -> the initializer it resolved to (through :func:`jinit.get`).
-      kept: parameter paths that no rule matched (values unchanged).
+      initializers: rule -> the initializer it resolved to (through :func:`jinit.get`), or
+        None for a rule that keeps its parameters.
+      kept: parameter paths whose values were kept: matched by no rule or by a ``None``
+        rule.
       shapes: parameter path -> ``(shape, dtype name)``, for every parameter.
 
     ``print(report)`` gives a one-line summary and a small table with one row per rule
-    (its initializer, how many parameters it initialized and the first of them) and one
-    for the kept parameters; :meth:`details` has one row per initialized parameter.
+    (its initializer, how many parameters it matched and the first of them) and one for
+    the parameters no rule matched; :meth:`details` has one row per initialized parameter.
 
     Examples:
       >>> import jax, jinit
@@ -281,10 +285,10 @@ class ReinitReport:
       ({'fc/bias': ['fc/bias']}, ['fc/kernel'])
       >>> print(report)
       reinit: 1 of 2 parameters re-initialized by 1 rule; 1 kept
-      rule     initializer  count  parameters
-      -------  -----------  -----  ----------
-      fc/bias  zeros        1      fc/bias
-      (kept)   -            1      fc/kernel
+      rule         initializer  count  parameters
+      -----------  -----------  -----  ----------
+      fc/bias      zeros        1      fc/bias
+      (unmatched)  (keep)       1      fc/kernel
       >>> print(report.details())
       parameter  shape  dtype    rule     initializer
       ---------  -----  -------  -------  -----------
@@ -298,8 +302,13 @@ class ReinitReport:
 
     @property
     def initialized(self) -> dict[str, str]:
-        """Parameter path -> the rule that initialized it."""
-        return {p: rule for rule, paths in self.by_rule.items() for p in paths}
+        """Parameter path -> the rule that initialized it (``None`` rules excluded)."""
+        return {
+            p: rule
+            for rule, paths in self.by_rule.items()
+            if self.initializers[rule] is not None
+            for p in paths
+        }
 
     def details(self) -> str:
         """A table with one row per initialized parameter: path, shape, dtype, rule,
@@ -307,23 +316,26 @@ class ReinitReport:
         rows = [
             [p, str(self.shapes[p][0]), self.shapes[p][1], rule, _describe(self.initializers[rule])]
             for rule, paths in self.by_rule.items()
+            if self.initializers[rule] is not None
             for p in paths
         ]
         return format_table(["parameter", "shape", "dtype", "rule", "initializer"], rows)
 
     def __str__(self) -> str:
-        n_init = sum(len(p) for p in self.by_rule.values())
+        n_init = len(self.initialized)
         n_rules = len(self.by_rule)
         head = (
-            f"reinit: {n_init} of {n_init + len(self.kept)} parameters re-initialized by "
+            f"reinit: {n_init} of {len(self.shapes)} parameters re-initialized by "
             f"{n_rules} rule{'' if n_rules == 1 else 's'}; {len(self.kept)} kept"
         )
         rows = [
             [rule, _describe(self.initializers[rule]), len(paths), _first(paths)]
             for rule, paths in self.by_rule.items()
         ]
-        if self.kept:
-            rows.append(["(kept)", "-", len(self.kept), _first(self.kept)])
+        matched = {p for paths in self.by_rule.values() for p in paths}
+        unmatched = [p for p in self.kept if p not in matched]
+        if unmatched:
+            rows.append(["(unmatched)", "(keep)", len(unmatched), _first(unmatched)])
         table = format_table(["rule", "initializer", "count", "parameters"], rows)
         return head + "\n" + table
 
@@ -399,7 +411,9 @@ def reinit(target: Any, rules: Any, key: Any) -> tuple[Any, ReinitReport]:
         ``(pattern, initializer)`` pairs. An initializer is anything :func:`jinit.get`
         accepts: a name (``"zeros"``, ``"torch.linear_default"``), a dict spec
         (``{"name": "normal", "stddev": 0.02}``), an initializer
-        (``jinit.gpt2_residual_normal(12)``) or any ``init(key, shape, dtype)`` callable.
+        (``jinit.gpt2_residual_normal(12)``) or any ``init(key, shape, dtype)`` callable;
+        ``None`` keeps the matched parameters as they are (and so shields them from later
+        rules: ``{"backbone/**": None, "**": "he_normal"}``).
       key: a typed (``jax.random.key``) or raw (``jax.random.PRNGKey``) key.
 
     Returns:
@@ -446,7 +460,7 @@ def reinit(target: Any, rules: Any, key: Any) -> tuple[Any, ReinitReport]:
             plan[p] = rule
         report.by_rule[rule.label] = hits
         report.initializers[rule.label] = rule.init
-    plan = {p: plan[p] for p in paths if p in plan}  # target order
+    plan = {p: plan[p] for p in paths if p in plan and plan[p].init is not None}  # in order
     report.kept = [p for p in paths if p not in plan]
     if not plan:
         return rebuild({}), report
@@ -455,6 +469,7 @@ def reinit(target: Any, rules: Any, key: Any) -> tuple[Any, ReinitReport]:
         out = {}
         for p, rule in plan.items():
             shape, dtype = specs[p]
+            assert rule.init is not None
             try:
                 value = rule.init(path_key(key, p), shape, dtype)
             except (TypeError, ValueError) as e:
