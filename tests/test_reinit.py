@@ -1,6 +1,8 @@
 """jinit.reinit: rules by path pattern, path-derived keys, kept dtypes/shardings, errors."""
 
+import contextlib
 import hashlib
+import io
 import os
 import re
 import subprocess
@@ -16,6 +18,7 @@ from flax import nnx
 from flax.core import FrozenDict
 
 import jinit
+from tests.conftest import count_compiles
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -112,6 +115,19 @@ def test_deterministic_and_key_kinds():
     np.testing.assert_array_equal(a["w"], b["w"])
     np.testing.assert_array_equal(a["w"], raw["w"])
     assert not np.array_equal(a["w"], other["w"])
+
+
+def test_second_call_with_another_key_does_not_recompile():
+    params = {"a": {"kernel": jnp.zeros((5, 3))}, "b": {"kernel": jnp.zeros((3, 2))}}
+    rules = {"**/kernel": "lecun_normal"}
+    first, _ = jinit.reinit(params, rules, jax.random.key(10))
+    with count_compiles() as n:
+        second, _ = jinit.reinit(params, rules, jax.random.key(11))
+        jax.block_until_ready(second)
+    assert n[0] == 0
+    want = jinit.lecun_normal()(ref_key(jax.random.key(11), "b/kernel"), (3, 2))
+    np.testing.assert_array_equal(second["b"]["kernel"], want)
+    assert not np.array_equal(first["b"]["kernel"], second["b"]["kernel"])
 
 
 def test_unmatched_kept_input_untouched_frozen_stays_frozen():
@@ -419,18 +435,25 @@ def test_shardings_kept_on_8_simulated_devices():
 
 
 def readme_blocks():
+    """``(code, printed output or None)`` for each python block of the README's reinit part;
+    the output is the plain code block right after it, if any."""
     with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
         text = f.read()
     start = text.find("<!-- reinit subsection -->")
-    end = text.find("\n## ", start)
     if start < 0:
         return []
-    return re.findall(r"```python\n(.*?)```", text[start:end], flags=re.S)
+    end = text.find("\n## ", start)
+    found = re.findall(r"```python\n(.*?)```\n(?:\n```\n(.*?)```)?", text[start:end], flags=re.S)
+    return [(code, out or None) for code, out in found]
 
 
 @pytest.mark.slow
 def test_readme_examples_run():
     blocks = readme_blocks()
     assert blocks, "the README's reinit subsection has no python examples"
-    for block in blocks:
-        exec(compile(block, "README.md (reinit)", "exec"), {})
+    for code, expected in blocks:
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            exec(compile(code, "README.md (reinit)", "exec"), {})
+        if expected is not None:
+            assert out.getvalue() == expected

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import hashlib
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -465,36 +466,53 @@ def reinit(target: Any, rules: Any, key: Any) -> tuple[Any, ReinitReport]:
     if not plan:
         return rebuild({}), report
 
+    shardings = {p: _placement(current[p]) for p in plan}
+    if any(s is not None for s in shardings.values()):
+        default = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+        shardings = {p: default if s is None else s for p, s in shardings.items()}
+    else:
+        shardings = {}
+    program = tuple(
+        (p, rule.label, rule.init, *specs[p], shardings.get(p)) for p, rule in plan.items()
+    )
+    try:
+        draw = _compiled(program)  # the same rules on the same model: no new compile
+    except TypeError:  # an unhashable initializer
+        draw = _compiled.__wrapped__(program)
+    return rebuild(draw(key)), report
+
+
+@functools.lru_cache(maxsize=16)
+def _compiled(program: tuple) -> Callable[[jax.Array], dict[str, jax.Array]]:
+    """One function drawing every parameter of ``program`` from the user's key.
+
+    ``program`` holds ``(path, rule label, initializer, shape, dtype, sharding or None)``
+    per parameter.
+    """
+    from jinit.tools._fast_init import fast_init
+
     def draw(key: jax.Array) -> dict[str, jax.Array]:
         out = {}
-        for p, rule in plan.items():
-            shape, dtype = specs[p]
-            assert rule.init is not None
+        for p, label, init, shape, dtype, _ in program:
             try:
-                value = rule.init(path_key(key, p), shape, dtype)
+                value = init(path_key(key, p), shape, dtype)
             except (TypeError, ValueError) as e:
                 raise ValueError(
-                    f"reinit: rule {rule.label!r} ({_describe(rule.init)}) cannot initialize "
+                    f"reinit: rule {label!r} ({_describe(init)}) cannot initialize "
                     f"parameter {p!r} of shape {shape} and dtype {dtype.name}: {e}"
                 ) from e
             if tuple(np.shape(value)) != shape:
                 raise ValueError(
-                    f"reinit: rule {rule.label!r} ({_describe(rule.init)}) returned shape "
+                    f"reinit: rule {label!r} ({_describe(init)}) returned shape "
                     f"{tuple(np.shape(value))} for parameter {p!r} of shape {shape}."
                 )
             out[p] = value.astype(dtype) if value.dtype != dtype else value
         return out
 
-    from jinit.tools._fast_init import fast_init
-
-    shardings = {p: _placement(current[p]) for p in plan}
-    if any(s is not None for s in shardings.values()):
-        default = jax.sharding.SingleDeviceSharding(jax.devices()[0])
-        out_shardings = {p: default if s is None else s for p, s in shardings.items()}
-        new = jax.jit(fast_init(draw), out_shardings=out_shardings)(key)
-    else:
-        new = fast_init(draw)(key)
-    return rebuild(new), report
+    if all(entry[-1] is None for entry in program):
+        return fast_init(draw)
+    out_shardings = {entry[0]: entry[-1] for entry in program}
+    return jax.jit(fast_init(draw), out_shardings=out_shardings)
 
 
 def _placement(value: Any) -> jax.sharding.Sharding | None:
