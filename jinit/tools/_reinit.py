@@ -491,11 +491,16 @@ def _compiled(program: tuple) -> Callable[[jax.Array], dict[str, jax.Array]]:
     """
     from jinit.tools._fast_init import fast_init
 
+    words = np.array([_path_words(entry[0]) for entry in program], np.uint32)
+
     def draw(key: jax.Array) -> dict[str, jax.Array]:
+        # Every path's key in one vectorized fold_in pair (equal to path_key per path):
+        # the key derivation compiles to the same code for 10 parameters or 10,000.
+        keys = jax.vmap(lambda w: jax.random.fold_in(jax.random.fold_in(key, w[0]), w[1]))(words)
         out = {}
-        for p, label, init, shape, dtype, _ in program:
+        for i, (p, label, init, shape, dtype, _) in enumerate(program):
             try:
-                value = init(path_key(key, p), shape, dtype)
+                value = init(keys[i], shape, dtype)
             except (TypeError, ValueError) as e:
                 raise ValueError(
                     f"reinit: rule {label!r} ({_describe(init)}) cannot initialize "
