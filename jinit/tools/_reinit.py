@@ -394,15 +394,18 @@ def reinit(target: Any, rules: Any, key: Any) -> tuple[Any, ReinitReport]:
     **Keys.** The parameter at ``path`` is drawn with ``init(path_key(key, path), shape,
     dtype)``, where ``path_key(key, path) = fold_in(fold_in(key, w0), w1)`` with ``w0, w1``
     the first two 32-bit words of the SHA-256 of the path. A parameter's values depend only
-    on ``key``, its path, shape, dtype and rule: adding, removing or reordering other
-    parameters or rules never changes them.
+    on ``key``, its path, shape, dtype and the rule that matches it: adding, removing or
+    renaming other parameters, or rules that match only other parameters, never changes
+    them.
 
     **Dtypes and placement.** The new value has the old one's shape and dtype (the
     initializer is called with that dtype; a callable returning another dtype is cast) and
     is placed with the old array's sharding; under a mesh each device draws only its own
     shards. An abstract target (``jax.ShapeDtypeStruct`` leaves, from ``jax.eval_shape``
     or ``nnx.eval_shape``) gets concrete values for every parameter a rule matches. All
-    draws of one call are made by one program compiled with :func:`jinit.fast_init`.
+    draws of one call are made by one program compiled with :func:`jinit.fast_init`; a
+    later call with the same rules on a model of the same structure reuses it, whatever
+    the key.
 
     Args:
       target: a linen variables or params dict (``dict`` or ``FrozenDict``; a new one of the
