@@ -234,11 +234,11 @@ def _target_params(target: Any) -> tuple[dict[str, Any], Callable[[dict[str, Any
                 items = {k: (_replace(v, new) if k == "params" else v) for k, v in target.items()}
                 return FrozenDict(items) if isinstance(target, FrozenDict) else items
 
-            flat = _flatten(params)
-            return {n: _capture.unbox(v) for n, v in flat.items()}, rebuild_variables
+            leaves = _flatten(params)
+            return {n: _capture.unbox(v) for n, v in leaves.items()}, rebuild_variables
 
-        flat = _flatten(target)
-        return {n: _capture.unbox(v) for n, v in flat.items()}, lambda new: _replace(target, new)
+        leaves = _flatten(target)
+        return {n: _capture.unbox(v) for n, v in leaves.items()}, lambda new: _replace(target, new)
 
     raise TypeError(
         "`target` must be a linen variables or params dict, an nnx.Module or an nnx.State; "
