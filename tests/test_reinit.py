@@ -354,6 +354,22 @@ def test_nnx_module_in_place_and_state():
     assert isinstance(new_state["norm"]["mean"], nnx.BatchStat)
 
 
+def test_nnx_abstract_module_and_under_nnx_jit():
+    key = jax.random.key(4)
+    abstract = nnx.eval_shape(lambda: nnx.Linear(3, 2, rngs=nnx.Rngs(0)))
+    jinit.reinit(abstract, {"kernel": "he_normal", "bias": "zeros"}, key)
+    want = jinit.he_normal()(ref_key(key, "kernel"), (3, 2))
+    np.testing.assert_array_equal(abstract.kernel.get_value(), want)
+    model = nnx.Linear(3, 2, rngs=nnx.Rngs(0))
+
+    @nnx.jit
+    def reinit_in_jit(m, k):
+        jinit.reinit(m, {"kernel": "he_normal"}, k)
+
+    reinit_in_jit(model, key)
+    np.testing.assert_array_equal(model.kernel.get_value(), want)
+
+
 def test_linen_partitioning_boxes_kept():
     model = nn.Dense(3, kernel_init=nn.with_partitioning(nn.initializers.ones, (None, "model")))
     variables = model.init(jax.random.key(0), jnp.ones((1, 2)))
