@@ -52,6 +52,7 @@ from jinit.tools import Diagnosis as Diagnosis
 from jinit.tools import LayerStats as LayerStats
 from jinit.tools import LSUVLayer as LSUVLayer
 from jinit.tools import LSUVReport as LSUVReport
+from jinit.tools import ReinitReport as ReinitReport
 from jinit.tools import TransferReport as TransferReport
 from jinit.tools import diagnose as diagnose
 from jinit.tools import fast_init as fast_init
@@ -98,6 +99,7 @@ __all__ = [
     "LSUVLayer",
     "LSUVReport",
     "LayerStats",
+    "ReinitReport",
     "TransferReport",
     "deepnorm_alpha",
     "deepnorm_beta",

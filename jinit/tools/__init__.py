@@ -19,6 +19,7 @@ from jinit.tools._lsuv import LSUVLayer as LSUVLayer
 from jinit.tools._lsuv import LSUVReport as LSUVReport
 from jinit.tools._lsuv import lsuv as lsuv
 from jinit.tools._lsuv import lsuv_linen as lsuv_linen
+from jinit.tools._reinit import ReinitReport as ReinitReport
 from jinit.tools._reinit import reinit as reinit
 from jinit.tools._transfer import TransferReport as TransferReport
 from jinit.tools._transfer import from_checkpoint as from_checkpoint
@@ -29,6 +30,7 @@ __all__ = [
     "LSUVLayer",
     "LSUVReport",
     "LayerStats",
+    "ReinitReport",
     "TransferReport",
     "diagnose",
     "fast_init",
