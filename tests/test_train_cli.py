@@ -246,3 +246,99 @@ def test_bad_tour_name_is_a_usage_error(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["tour", "he_nromal"])
     assert exc.value.code == 2 and "did you mean 'he_normal'" in capsys.readouterr().err.lower()
+
+
+def _fake_study(inits=("zeros", "he_normal"), seeds=2, steps=4, hidden=(3, 3)):
+    """A StudyLike built without training (numbers from a seeded generator)."""
+    import types
+
+    import numpy as np
+
+    from jinit.train import metrics
+
+    rng = np.random.default_rng(0)
+    runs, curves, activations = [], {}, {}
+    for init in inits:
+        curve = np.sort(rng.uniform(0.1, 0.7, (seeds, steps + 1)), axis=1)[:, ::-1]
+        curves[init] = curve
+        activations[init] = [rng.standard_normal((8, w)) for w in hidden]
+        runs.append(
+            metrics.summarize_runs(
+                init,
+                curves=curve,
+                train_accuracy=rng.uniform(size=seeds),
+                test_accuracy=rng.uniform(size=seeds),
+                activation_std=rng.uniform(size=(seeds, len(hidden))),
+                grad_norm=rng.uniform(size=(seeds, len(hidden) + 1)),
+                target_loss=0.05,
+            )
+        )
+    config = {
+        "dataset": "circles",
+        "n_train": 8,
+        "n_test": 2,
+        "n_features": 2,
+        "n_classes": 2,
+        "hidden": list(hidden),
+        "activation": "tanh",
+        "bias_init": "zeros",
+        "inits": list(inits),
+        "seeds": list(range(seeds)),
+        "steps": steps,
+        "optimizer": "sgd",
+        "learning_rate": 0.1,
+        "batch_size": None,
+        "target_loss": 0.05,
+        "backend": "cpu",
+        "jax_version": "0",
+    }
+    assert check_results({"config": config, "runs": runs}) == []
+    return types.SimpleNamespace(
+        config=config, runs=runs, curves=curves, activations=activations, seconds=1.0
+    )
+
+
+def test_a_figure_that_fails_loses_nothing_else(tmp_path, monkeypatch):
+    from jinit.train import plots, report
+
+    def broken(study):
+        raise RuntimeError("no fonts")
+
+    monkeypatch.setattr(plots, "plot_activations", broken)
+    lines = []
+    paths = report.write_outputs(_fake_study(), tmp_path, log=lines.append)
+    assert sorted(paths) == ["loss_curves.png", "report.md", "results.json"]
+    assert lines == ["jinit: could not draw activations.png (RuntimeError: no fonts); skipped."]
+    text = (tmp_path / "report.md").read_text()
+    assert "loss_curves.png" in text and "activations.png" not in text
+    assert check_results(json.loads((tmp_path / "results.json").read_text())) == []
+
+
+def test_figures_round_hyperparameters_and_label_every_axis():
+    from jinit.train import plots
+
+    study = _fake_study(inits=("zeros", "orthogonal(scale=1.4142135623730951)"))
+    fig = plots.plot_loss_curves(study)
+    ax = fig.axes[0]
+    assert ax.get_yscale() == "log" and ax.get_xlabel() and ax.get_ylabel()
+    assert "orthogonal(scale=1.41)" in [t.get_text() for t in ax.get_legend().get_texts()]
+    fig = plots.plot_activations(study)
+    panels = [a for a in fig.axes if a.get_visible() and a.get_title()]
+    assert [a.get_title() for a in panels[:2]] == ["zeros", "orthogonal(scale=1.41)"]
+    assert all(a.get_xlabel() and a.get_ylabel() for a in panels)
+    assert panels[-1].get_yscale() == "log"
+
+
+def test_report_and_plots_do_not_import_the_trainer():
+    import ast
+    import pathlib
+
+    import jinit.train
+
+    root = pathlib.Path(jinit.train.__file__).parent
+    for name in ("report.py", "plots.py", "schema.py"):
+        tree = ast.parse((root / name).read_text())
+        imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)} | {
+            a.name for node in ast.walk(tree) if isinstance(node, ast.Import) for a in node.names
+        }
+        assert not {"jinit.train.study", "jinit.train.loop", "jinit.train.cli"} & imported, name
