@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import jax
 import numpy as np
@@ -17,7 +18,7 @@ from jinit._table import format_table
 SHAPES = {"dense (512, 256)": (512, 256), "conv (3, 3, 64, 128)": (3, 3, 64, 128)}
 
 
-def expected_std(init, shape: tuple[int, ...]) -> float | None:
+def expected_std(init: Any, shape: tuple[int, ...]) -> float | None:
     """The closed-form std of one element, where the scheme has a simple one."""
     if isinstance(init, core._VarianceScaling):
         return math.sqrt(init.scale / init.denominator(shape))

@@ -126,14 +126,14 @@ def parse_spec(text: str) -> InitSpec:
     text = text.strip()
     if text.startswith("{"):
         try:
-            spec = json.loads(text)
+            loaded = json.loads(text)
         except ValueError as err:
             raise argparse.ArgumentTypeError(f"invalid JSON in {text!r}: {err}") from None
-        if not isinstance(spec, dict) or "name" not in spec:
+        if not isinstance(loaded, dict) or "name" not in loaded:
             raise argparse.ArgumentTypeError(
                 f'a JSON spec must be an object with a "name"; got {text!r}'
             )
-        return spec
+        return loaded
     name, *pairs = text.split(":") if ":" in text and "=" in text else (text,)
     if not pairs:
         if not text:

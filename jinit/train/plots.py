@@ -194,7 +194,8 @@ def plot_activations(study: StudyLike) -> Figure:
 
     ax = axes[len(labels)]
     not_shown = []
-    for color, run in zip(_colors(len(study.runs)), study.runs, strict=True):
+    for color, record in zip(_colors(len(study.runs)), study.runs, strict=True):
+        run = cast(RunRecord, record)
         stds_ = np.array([np.nan if s is None else s for s in run["activation_std_at_init"]])
         if not np.any(stds_ > 0):
             not_shown.append(short_label(run["init"]))
