@@ -9,21 +9,17 @@ machine is preceded in the README by the line ``<!-- no-test -->``.
 
 from __future__ import annotations
 
-import contextlib
-import doctest
-import io
 import json
 import os
 import pathlib
-import re
 import subprocess
 import sys
-import traceback
 
 import pytest
+from readme_runner import NO_TEST, blocks
 
 README = pathlib.Path(__file__).resolve().parents[1] / "README.md"
-NO_TEST = "<!-- no-test -->"
+RUNNER = pathlib.Path(__file__).resolve().with_name("readme_runner.py")
 
 # Blocks in sections other helpers are rewriting for issue 9 (checked, but not yet required
 # to pass): remove an entry once its section's blocks run as written.
@@ -31,61 +27,6 @@ KNOWN_BROKEN = {
     "Sharded initialization": "uses undefined init_fn/shardings",
     "Pretrained and transfer init": "needs model.safetensors / net.safetensors and Net",
 }
-
-
-def blocks(text: str) -> list[dict]:
-    """The README's python blocks: ``{"line", "heading", "code", "skip"}`` in order."""
-    out, heading, lines = [], "", text.splitlines()
-    i = 0
-    while i < len(lines):
-        line = lines[i]
-        if line.startswith("#") and not line.startswith("#!"):
-            heading = line.lstrip("#").strip()
-        if line.strip() == "```python":
-            start = i + 1
-            end = next(j for j in range(start, len(lines)) if lines[j].strip() == "```")
-            before = [ln for ln in lines[:i] if ln.strip()]
-            out.append(
-                {
-                    "line": start + 1,
-                    "heading": heading,
-                    "code": "\n".join(lines[start:end]) + "\n",
-                    "skip": bool(before) and before[-1].strip() == NO_TEST,
-                }
-            )
-            i = end
-        i += 1
-    return out
-
-
-def _run_all(readme: str, out_path: str) -> None:
-    """Runs every block (the subprocess side); writes one result per block to ``out_path``."""
-    namespace: dict = {"__name__": "__readme__"}
-    results = []
-    for block in blocks(pathlib.Path(readme).read_text()):
-        if block["skip"]:
-            results.append({"line": block["line"], "status": "skipped", "error": ""})
-            continue
-        stdout = io.StringIO()
-        try:
-            with contextlib.redirect_stdout(stdout):
-                if re.match(r"\s*>>> ", block["code"]):
-                    test = doctest.DocTestParser().get_doctest(
-                        block["code"], namespace, "README", readme, block["line"] - 1
-                    )
-                    runner = doctest.DocTestRunner(
-                        optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
-                    )
-                    runner.run(test, out=stdout.write, clear_globs=False)
-                    if runner.failures:
-                        raise AssertionError(stdout.getvalue()[-2000:])
-                else:
-                    exec(compile(block["code"], f"README.md:{block['line']}", "exec"), namespace)
-            results.append({"line": block["line"], "status": "ok", "error": ""})
-        except BaseException:
-            error = traceback.format_exc(limit=-3)[-2000:]
-            results.append({"line": block["line"], "status": "failed", "error": error})
-    pathlib.Path(out_path).write_text(json.dumps(results))
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +40,7 @@ def outcomes(tmp_path_factory):
         PYTHONPATH=str(README.parent) + os.pathsep + os.environ.get("PYTHONPATH", ""),
     )
     proc = subprocess.run(
-        [sys.executable, __file__, str(README), str(out)],
+        [sys.executable, str(RUNNER), str(README), str(out)],
         cwd=work,
         env=env,
         capture_output=True,
@@ -137,7 +78,3 @@ def test_blocks_parser_sees_the_no_test_marker():
         (5, "A", True),
         (9, "A", False),
     ]
-
-
-if __name__ == "__main__":
-    _run_all(sys.argv[1], sys.argv[2])

@@ -132,7 +132,7 @@ def plot_activations(study: StudyLike) -> Figure:
     act = study.config["activation"]
     drop_zeros = act in _RELU_LIKE
     lo, hi = (0.0, 5.0) if drop_zeros else (-4.0, 4.0)
-    bins = np.linspace(lo, hi, 51)
+    bins = np.linspace(lo, hi, 31)
     depth = len(study.config["hidden"])
     cmap = matplotlib.colormaps["viridis"]
     norm = matplotlib.colors.Normalize(vmin=1, vmax=max(depth, 2))
