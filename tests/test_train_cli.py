@@ -148,6 +148,7 @@ def test_init_specs_from_the_shell(text, expected):
         (["--inits", '{"stddev": 0.1}'], ["--inits", '"name"']),
         (["--inits", '{"name": "normal",'], ["--inits", "JSON"]),
         (["--inits", "normal:stddev=0.1", "--init", "normal:stddev=0.1"], ["distinct"]),
+        (["--n-samples", "5"], ["argument --n-samples", ">= 10"]),
     ],
 )
 def test_mistakes_are_refused_before_training(capsys, tmp_path, argv, expected):

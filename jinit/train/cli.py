@@ -420,6 +420,31 @@ def missing_optional(dataset: str, progress: bool) -> tuple[list[str], str | Non
     return notes, error
 
 
+_OPTIONS = {
+    "n_samples": "--n-samples",
+    "batch_size": "--batch-size",
+    "learning_rate": "--lr",
+    "target_loss": "--target-loss",
+    "steps": "--steps",
+    "hidden": "--hidden",
+    "activation": "--activation",
+    "optimizer": "--optimizer",
+}
+
+
+def as_option(message: str) -> str:
+    """A library message about ```n_samples``` etc. told in terms of the shell option.
+
+    Examples:
+        >>> as_option("`n_samples` must be an int >= 10 or None; got 5.")
+        'argument --n-samples: must be an int >= 10 or None; got 5.'
+    """
+    for name, option in _OPTIONS.items():
+        if message.startswith(f"`{name}` "):
+            return f"argument {option}: {message[len(name) + 3 :]}"
+    return message
+
+
 def _error(message: str) -> int:
     print(f"jinit compare: error: {message}", file=sys.stderr)
     return 2
@@ -464,13 +489,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     problem = probe_init("--bias-init", args.bias_init, [(w,) for w in widths[1:]])
     if problem:
         parser.error(problem)
-    try:
-        out, note = check_out(args.out or DEFAULT_OUT, args.force, args.out is None)
-    except ValueError as err:
-        parser.error(str(err))
-    if note:
-        notes.append(note)
-
     from jinit.train.datasets import load_dataset
 
     try:
@@ -484,7 +502,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             target_loss=args.target_loss,
         )
     except (TypeError, ValueError, ImportError) as err:
+        parser.error(as_option(str(err)))
+
+    try:
+        out, note = check_out(args.out or DEFAULT_OUT, args.force, args.out is None)
+    except ValueError as err:
         parser.error(str(err))
+    if note:
+        notes.append(note)
 
     for line in notes:
         print(f"jinit compare: {line}", file=sys.stderr)
