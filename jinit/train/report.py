@@ -211,20 +211,26 @@ def write_outputs(
     paths["results.json"].write_text(json.dumps(results, indent=1, allow_nan=False))
     drawn: list[str] = []
     paths["report.md"].write_text(markdown_report(study, drawn))  # rewritten with the figures
+    draw: dict[str, Callable[[StudyLike], Any]] = {}
+    dpi = 150
     if plotting_available():
-        from jinit.train import plots
-
-        draw = {
-            "loss_curves.png": plots.plot_loss_curves,
-            "activations.png": plots.plot_activations,
-        }
-        for name, plot in draw.items():
-            try:
-                plot(study).savefig(out / name, dpi=plots.DPI)
-            except Exception as err:  # a figure is a bonus: never lose the run over it
-                log(f"jinit: could not draw {name} ({type(err).__name__}: {err}); skipped.")
-                continue
-            drawn.append(name)
-            paths[name] = out / name
+        try:
+            from jinit.train import plots
+        except Exception as err:  # a broken matplotlib install: keep the numbers
+            log(f"jinit: cannot import matplotlib ({type(err).__name__}: {err}); no figures.")
+        else:
+            draw = {
+                "loss_curves.png": plots.plot_loss_curves,
+                "activations.png": plots.plot_activations,
+            }
+            dpi = plots.DPI
+    for name, plot in draw.items():
+        try:
+            plot(study).savefig(out / name, dpi=dpi)
+        except Exception as err:  # a figure is a bonus: never lose the run over it
+            log(f"jinit: could not draw {name} ({type(err).__name__}: {err}); skipped.")
+            continue
+        drawn.append(name)
+        paths[name] = out / name
     paths["report.md"].write_text(markdown_report(study, drawn))
     return paths
