@@ -139,6 +139,7 @@ def test_init_specs_from_the_shell(text, expected):
         (["--seeds", str(10**12)], ["--seeds", "too large", "at most 1000"]),
         (["--width", "100000"], ["--hidden/--width", "too large"]),
         (["--depth", "900", "--width", "16000"], ["GiB", "Use fewer"]),
+        (["--n-samples", "1000000"], ["GiB", "--batch-size"]),
         (["--inits", "dirac"], ["--inits", "dirac", "dense kernel of shape (2, 32)", "conv"]),
         (["--inits", "delta_orthogonal"], ["--inits", "delta_orthogonal", "dense kernel"]),
         (["--bias-init", "orthogonal"], ["--bias-init", "bias of shape (32,)"]),

@@ -312,13 +312,17 @@ def check_sizes(args: argparse.Namespace, hidden: tuple[int, ...], n_inits: int)
     widths = (n_in, *hidden, n_out)
     params = sum((a + 1) * b for a, b in itertools.pairwise(widths))
     runs = n_inits * args.seeds
-    # params, gradients, two optimizer moments and the new params, float32; plus the curves.
-    total = runs * (5 * 4 * params + 4 * (args.steps + 1))
+    n_train = int(0.8 * (args.n_samples or (1797 if args.dataset == "digits" else 500)))
+    batch = min(args.batch_size or n_train, n_train)
+    # Per network, float32: params, gradients, two optimizer moments and the new params;
+    # the loss curve; and a batch's activations (pre, post and their gradients).
+    total = runs * 4 * (5 * params + (args.steps + 1) + 3 * batch * sum(widths))
     if total > MAX_BYTES:
         return (
             f"this study needs about {total / 2**30:.0f} GiB ({runs} networks of {params:,} "
-            f"parameters, {args.steps} steps); the limit is {MAX_BYTES // 2**30} GiB. Use fewer "
-            "--seeds or --inits, or smaller layers."
+            f"parameters, batches of {batch}, {args.steps} steps); the limit is "
+            f"{MAX_BYTES // 2**30} GiB. Use fewer --seeds or --inits, smaller layers or a "
+            "smaller --batch-size."
         )
     return None
 
