@@ -483,16 +483,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     notes, problem = missing_optional(args.dataset, not args.no_progress)
     if problem:
         parser.error(problem)
-    n_in, n_out = _INPUTS.get(args.dataset, (2, 2))
-    widths = (n_in, *hidden, n_out)
-    kernels = list(itertools.pairwise(widths))
-    for spec in specs:
-        problem = probe_init("--inits", spec, kernels)
-        if problem:
-            parser.error(problem)
-    problem = probe_init("--bias-init", args.bias_init, [(w,) for w in widths[1:]])
-    if problem:
-        parser.error(problem)
     from jinit.train.datasets import load_dataset
 
     try:
@@ -507,6 +497,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     except (TypeError, ValueError, ImportError) as err:
         parser.error(as_option(str(err)))
+    # The initializers on the model's real shapes (kernels (in, out), biases (out,)).
+    widths = (data.n_features, *hidden, data.n_classes)
+    kernels = list(itertools.pairwise(widths))
+    for spec in specs:
+        problem = probe_init("--inits", spec, kernels)
+        if problem:
+            parser.error(problem)
+    problem = probe_init("--bias-init", args.bias_init, [(w,) for w in widths[1:]])
+    if problem:
+        parser.error(problem)
 
     try:
         out, note = check_out(args.out or DEFAULT_OUT, args.force, args.out is None)
