@@ -170,7 +170,7 @@ def markdown_report(study: StudyLike, figures: Sequence[str] = FIGURES) -> str:
     for name in figures:
         lines += [f"## {titles.get(name, name)}", "", f"![{titles.get(name, name)}]({name})", ""]
     if not figures:
-        lines += ["(Figures not drawn: matplotlib is not installed.)", ""]
+        lines += ["(No figures: matplotlib is not installed, or drawing failed.)", ""]
     return "\n".join(lines)
 
 
