@@ -15,6 +15,7 @@ import matplotlib
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from jinit.train.schema import RunRecord, StudyLike
 
@@ -190,6 +191,7 @@ def plot_activations(study: StudyLike) -> Figure:
         mappable = matplotlib.cm.ScalarMappable(norm=norm, cmap=cmap)
         bar = fig.colorbar(mappable, ax=list(axes[: len(labels)]), shrink=0.8, pad=0.01)
         bar.set_label("hidden layer (depth)", fontsize=8)
+        bar.ax.yaxis.set_major_locator(MaxNLocator(integer=True))
         bar.ax.tick_params(labelsize=7)
 
     ax = axes[len(labels)]
@@ -210,6 +212,7 @@ def plot_activations(study: StudyLike) -> Figure:
         )
     ax.set_yscale("log")
     ax.set_xlabel("hidden layer", fontsize=8)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel("activation std (log scale)", fontsize=8)
     title = "scale through depth (mean over seeds)"
     if not_shown:
