@@ -1,12 +1,13 @@
 # Two commands, each sets itself up from a fresh clone (only python3 and pip needed):
 #   make demo   - the main job: the default convergence study (jinit compare)
-#   make test   - ruff check, ruff format --check, and the whole pytest suite
+#   make test   - lint (ruff check, ruff format --check, mypy) and the whole pytest suite
+# Inner loop: make test-fast (pytest -m "not slow": the catalog and the model tools).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint format bench tour clean
+.PHONY: demo test test-fast lint format bench tour clean
 
 $(STAMP): pyproject.toml requirements/constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -15,7 +16,7 @@ $(STAMP): pyproject.toml requirements/constraints.txt
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/jinit compare --out runs/demo
+	$(BIN)/jinit compare --out runs/demo --force
 
 tour: $(STAMP)
 	$(BIN)/jinit tour
@@ -23,9 +24,13 @@ tour: $(STAMP)
 test: $(STAMP) lint
 	$(BIN)/python -m pytest -q
 
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow"
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 format: $(STAMP)
 	$(BIN)/ruff format .

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import argparse
 import math
+from collections.abc import Sequence
+from typing import Any
 
 import jax
 import numpy as np
@@ -10,11 +13,12 @@ import numpy as np
 from jinit import _initializers as core
 from jinit import _structured
 from jinit._registry import get, known_names
+from jinit._table import format_table
 
 SHAPES = {"dense (512, 256)": (512, 256), "conv (3, 3, 64, 128)": (3, 3, 64, 128)}
 
 
-def expected_std(init, shape: tuple[int, ...]) -> float | None:
+def expected_std(init: Any, shape: tuple[int, ...]) -> float | None:
     """The closed-form std of one element, where the scheme has a simple one."""
     if isinstance(init, core._VarianceScaling):
         return math.sqrt(init.scale / init.denominator(shape))
@@ -59,15 +63,37 @@ def rows(seed: int = 0, names: list[str] | None = None) -> list[tuple[str, str, 
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Prints the tour table to stdout."""
-    del argv
+def build_parser() -> argparse.ArgumentParser:
+    """The ``jinit tour`` argument parser."""
+    p = argparse.ArgumentParser(
+        prog="jinit tour",
+        description=(
+            "Draw every initializer that builds with its defaults on a dense (512, 256) and a "
+            "conv (3, 3, 64, 128) shape, and print the measured std next to the formula's."
+        ),
+    )
+    p.add_argument("--seed", type=int, default=0, help="PRNG seed of the draws (default 0)")
+    p.add_argument(
+        "names",
+        nargs="*",
+        metavar="NAME",
+        help="names accepted by jinit.get (default: every registered name)",
+    )
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Prints the tour table to stdout (``argv``: the arguments after ``tour``)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    known = set(known_names())
+    for name in args.names:
+        try:
+            get(name)
+        except (TypeError, ValueError) as err:
+            if name not in known:
+                parser.error(f"argument NAME: {err}")
     headers = ["name", *[f"std {s} (formula)" for s in SHAPES]]
-    table = [(name, *cells) for name, _, cells in rows()]
-    widths = [max(len(str(r[i])) for r in [headers, *table]) for i in range(len(headers))]
-    line = "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))
-    print(line)
-    print("-" * len(line))
-    for r in table:
-        print("  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)))
+    table = [[name, *cells] for name, _, cells in rows(args.seed, args.names or None)]
+    print(format_table(headers, table))
     return 0

@@ -3,22 +3,32 @@
 from __future__ import annotations
 
 import argparse
+import itertools
+import json
 import sys
 import textwrap
 from collections.abc import Sequence
+from typing import Any
 
 from jinit.train.datasets import DATASETS
 from jinit.train.loop import OPTIMIZERS, TrainConfig
-from jinit.train.model import ACTIVATIONS, MLPConfig
+from jinit.train.model import ACTIVATIONS, InitSpec, MLPConfig
 from jinit.train.study import DEFAULT_INITS
 
 DEFAULT_DEPTH = 10
 DEFAULT_WIDTH = 32
+DEFAULT_OUT = "runs/compare"
 
 EPILOG = """\
+initializer specs (--inits, --init, --bias-init), each one of:
+  NAME                        any name jinit.get accepts: he_normal, torch.kaiming_uniform
+  NAME:KEY=VALUE[:KEY=VALUE]  with arguments: normal:stddev=0.1, orthogonal:scale=1.414
+  '{"name": ..., KEY: VALUE}' a JSON dict spec (quote it for the shell)
+
 examples:
   jinit compare                                  # the default study (under a minute on CPU)
   jinit compare --inits he_normal,glorot_normal --depth 20 --width 64 --steps 500
+  jinit compare --inits he_normal,normal:stddev=0.1 --init '{"name": "orthogonal", "scale": 2}'
   jinit compare --dataset digits --hidden 64,32 --activation tanh --optimizer adam --lr 1e-3
 """
 
@@ -66,11 +76,85 @@ def _widths(text: str) -> tuple[int, ...]:
     return widths
 
 
-def _names(text: str) -> list[str]:
-    names = [p.strip() for p in text.split(",") if p.strip()]
-    if not names:
-        raise argparse.ArgumentTypeError(f"expected comma-separated names; got {text!r}")
-    return names
+def split_specs(text: str) -> list[str]:
+    """Splits ``text`` at the commas that are outside braces, brackets and quotes.
+
+    Examples:
+        >>> split_specs('he_normal,{"name": "normal", "stddev": 0.1}')
+        ['he_normal', '{"name": "normal", "stddev": 0.1}']
+    """
+    parts, depth, quote, start = [], 0, "", 0
+    for i, char in enumerate(text):
+        if quote:
+            quote = "" if char == quote else quote
+        elif char in "\"'":
+            quote = char
+        elif char in "{[(":
+            depth += 1
+        elif char in "}])":
+            depth -= 1
+        elif char == "," and depth == 0:
+            parts.append(text[start:i])
+            start = i + 1
+    parts.append(text[start:])
+    return [p.strip() for p in parts if p.strip()]
+
+
+def _value(text: str) -> Any:
+    """A ``KEY=VALUE`` value: JSON (numbers, true/false/null, lists, quoted strings) or a bare
+    word as a string."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def parse_spec(text: str) -> InitSpec:
+    """One initializer spec from the shell, in one of three forms.
+
+    - ``NAME``: any name :func:`jinit.get` accepts (``he_normal``, ``torch.kaiming_uniform``);
+    - ``NAME:KEY=VALUE[:KEY=VALUE...]``: the factory called with those arguments, values as
+      JSON (``normal:stddev=0.1``, ``variance_scaling:scale=2:mode=fan_in``);
+    - a JSON object, the dict spec of :func:`jinit.get` (``{"name": "normal", "stddev": 0.1}``).
+
+    Examples:
+        >>> parse_spec("normal:stddev=0.1")
+        {'name': 'normal', 'stddev': 0.1}
+        >>> parse_spec('{"name": "orthogonal", "scale": 1.41}')
+        {'name': 'orthogonal', 'scale': 1.41}
+    """
+    text = text.strip()
+    if text.startswith("{"):
+        try:
+            loaded = json.loads(text)
+        except ValueError as err:
+            raise argparse.ArgumentTypeError(f"invalid JSON in {text!r}: {err}") from None
+        if not isinstance(loaded, dict) or "name" not in loaded:
+            raise argparse.ArgumentTypeError(
+                f'a JSON spec must be an object with a "name"; got {text!r}'
+            )
+        return loaded
+    name, *pairs = text.split(":") if ":" in text and "=" in text else (text,)
+    if not pairs:
+        if not text:
+            raise argparse.ArgumentTypeError("expected an initializer name; got ''")
+        return text
+    spec: dict[str, Any] = {"name": name.strip()}
+    for pair in pairs:
+        key, eq, value = pair.partition("=")
+        if not eq or not key.strip():
+            raise argparse.ArgumentTypeError(
+                f"expected NAME:KEY=VALUE[:KEY=VALUE...] such as normal:stddev=0.1; got {text!r}"
+            )
+        spec[key.strip()] = _value(value.strip())
+    return spec
+
+
+def _names(text: str) -> list[InitSpec]:
+    specs = [parse_spec(part) for part in split_specs(text)]
+    if not specs:
+        raise argparse.ArgumentTypeError(f"expected comma-separated initializers; got {text!r}")
+    return specs
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -119,14 +203,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="hidden nonlinearity (default: relu)",
     )
     arch.add_argument(
-        "--bias-init", default="zeros", metavar="NAME", help="bias initializer (default: zeros)"
+        "--bias-init",
+        type=parse_spec,
+        default="zeros",
+        metavar="SPEC",
+        help="bias initializer spec (default: zeros)",
     )
     p.add_argument(
         "--inits",
         type=_names,
-        metavar="NAME,NAME,...",
-        default=list(DEFAULT_INITS),
-        help=f"comma-separated names accepted by jinit.get (default: {','.join(DEFAULT_INITS)})",
+        metavar="SPEC,SPEC,...",
+        default=None,
+        help=f"comma-separated initializer specs (default: {','.join(DEFAULT_INITS)})",
     )
     p.add_argument(
         "--seeds", type=_positive_int, metavar="N", default=3, help="seeds per init (default 3)"
@@ -167,23 +255,215 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--out",
-        default="runs/compare",
+        default=None,
         metavar="DIR",
-        help="output directory (default runs/compare)",
+        help=f"output directory (default {DEFAULT_OUT}, or {DEFAULT_OUT}-2, ... if taken)",
+    )
+    p.add_argument(
+        "--init",
+        type=parse_spec,
+        action="append",
+        metavar="SPEC",
+        help="one more initializer (repeatable; after those of --inits)",
+    )
+    p.add_argument(
+        "--force", action="store_true", help="overwrite the results of an earlier run in --out"
     )
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return p
 
 
+# --- checks made before any work starts (each exits with status 2 and one message) --------
+
+MAX_SEEDS = 1000
+MAX_INITS = 100
+MAX_STEPS = 1_000_000
+MAX_WIDTH = 16_384
+MAX_DEPTH = 1_000
+MAX_SAMPLES = 1_000_000
+MAX_BYTES = 8 * 2**30
+"""Refused sizes: beyond these a study would not fit in memory or finish in a day on CPU."""
+
+_INPUTS = {"digits": (64, 10)}  # (features, classes); the synthetic datasets are 2-D, binary
+
+
+def _label(spec: InitSpec) -> str:
+    if isinstance(spec, dict):
+        return "{}({})".format(
+            spec.get("name", "?"), ", ".join(f"{k}={v!r}" for k, v in spec.items() if k != "name")
+        )
+    return str(spec)
+
+
+def check_sizes(args: argparse.Namespace, hidden: tuple[int, ...], n_inits: int) -> str | None:
+    """A message if the study is absurdly large (see ``MAX_*``), else ``None``."""
+    limits = (
+        ("--seeds", args.seeds, MAX_SEEDS),
+        ("--steps", args.steps, MAX_STEPS),
+        ("--n-samples", args.n_samples or 0, MAX_SAMPLES),
+        ("--hidden/--depth", len(hidden), MAX_DEPTH),
+        ("--hidden/--width", max(hidden, default=0), MAX_WIDTH),
+        ("--inits", n_inits, MAX_INITS),
+    )
+    for option, value, limit in limits:
+        if value > limit:
+            return f"argument {option}: {value} is too large (at most {limit})"
+    n_in, n_out = _INPUTS.get(args.dataset, (2, 2))
+    widths = (n_in, *hidden, n_out)
+    params = sum((a + 1) * b for a, b in itertools.pairwise(widths))
+    runs = n_inits * args.seeds
+    n_train = int(0.8 * (args.n_samples or (1797 if args.dataset == "digits" else 500)))
+    batch = min(args.batch_size or n_train, n_train)
+    # Per network, float32: params, gradients, two optimizer moments and the new params;
+    # the loss curve; and a batch's activations (pre, post and their gradients).
+    total = runs * 4 * (5 * params + (args.steps + 1) + 3 * batch * sum(widths))
+    if total > MAX_BYTES:
+        return (
+            f"this study needs about {total / 2**30:.0f} GiB ({runs} networks of {params:,} "
+            f"parameters, batches of {batch}, {args.steps} steps); the limit is "
+            f"{MAX_BYTES // 2**30} GiB. Use fewer --seeds or --inits, smaller layers or a "
+            "smaller --batch-size."
+        )
+    return None
+
+
+def check_out(out: str, force: bool, default: bool) -> tuple[str, str | None]:
+    """The output folder to use and a note, after checking it can be written.
+
+    An existing folder that is not empty is refused unless ``force`` (for the default
+    folder, the next free name ``DIR-2``, ``DIR-3``... is used instead).
+
+    Raises:
+        ValueError: with the message to print.
+    """
+    import os
+    from pathlib import Path
+
+    path = Path(out)
+    note = None
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"argument --out: {out} exists and is not a folder")
+    if path.is_dir() and any(path.iterdir()) and not force:
+        n = 2
+        while Path(f"{out}-{n}").exists():
+            n += 1
+        free = f"{out}-{n}"
+        if not default:
+            raise ValueError(
+                f"argument --out: {out} is not empty (an earlier run?); pass --force to "
+                f"overwrite its files, or choose a new folder such as --out {free}"
+            )
+        note = f"{out} holds an earlier run; writing to {free} (--force overwrites {out})"
+        path = Path(free)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".jinit-write-test-{os.getpid()}"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as err:
+        raise ValueError(
+            f"argument --out: cannot write to {str(path)!r}: {err.strerror or err}"
+        ) from None
+    return str(path), note
+
+
+def probe_init(option: str, spec: InitSpec, shapes: Sequence[tuple[int, ...]]) -> str | None:
+    """A message if ``spec`` cannot build, or cannot initialize every shape in ``shapes``.
+
+    The shapes are the real ones of the model (kernels ``(in, out)``, biases ``(out,)``), so
+    conv-only initializers (``dirac``, ``delta_orthogonal``) and matrix-only ones used as a
+    bias (``orthogonal``, ``identity``) are caught before training. Small shapes are drawn
+    for real and must give finite values.
+    """
+    import math
+
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    import jinit
+
+    label = _label(spec)
+    try:
+        init = jinit.get(spec)
+    except (ValueError, TypeError) as err:
+        return f"argument {option}: {label}: {err}"
+    kind = "bias" if option == "--bias-init" else "dense kernel"
+    key = jax.random.key(0)
+    for shape in dict.fromkeys(shapes):
+        try:
+            if math.prod(shape) <= 1 << 16:
+                values = np.asarray(init(key, shape, jnp.float32))
+                if not np.isfinite(values).all():
+                    return f"argument {option}: {label} gives non-finite values for shape {shape}"
+            else:
+                jax.eval_shape(lambda k, shape=shape: init(k, shape, jnp.float32), key)
+        except Exception as err:  # any failure here is the user's choice of initializer
+            return f"argument {option}: {label} cannot initialize a {kind} of shape {shape}: {err}"
+    return None
+
+
+def missing_optional(dataset: str, progress: bool) -> tuple[list[str], str | None]:
+    """(notes about optional packages that are missing, an error if one is required)."""
+    from importlib.util import find_spec
+
+    notes = []
+    if find_spec("matplotlib") is None:
+        notes.append(
+            "matplotlib is not installed: figures are skipped (results.json and report.md "
+            "are written); `pip install matplotlib` or `pip install 'jinit[train]'` adds them"
+        )
+    if progress and find_spec("tqdm") is None:
+        notes.append("tqdm is not installed: no progress bar (`pip install tqdm` adds one)")
+    error = None
+    if dataset == "digits" and find_spec("sklearn") is None:
+        error = (
+            "argument --dataset: 'digits' is scikit-learn's copy of the UCI digits and needs "
+            "it: `pip install scikit-learn` (or `pip install 'jinit[train]'`)"
+        )
+    return notes, error
+
+
+_OPTIONS = {
+    "n_samples": "--n-samples",
+    "batch_size": "--batch-size",
+    "learning_rate": "--lr",
+    "target_loss": "--target-loss",
+    "steps": "--steps",
+    "hidden": "--hidden",
+    "activation": "--activation",
+    "optimizer": "--optimizer",
+}
+
+
+def as_option(message: str) -> str:
+    """A library message about ```n_samples``` etc. told in terms of the shell option.
+
+    Examples:
+        >>> as_option("`n_samples` must be an int >= 10 or None; got 5.")
+        'argument --n-samples: must be an int >= 10 or None; got 5.'
+    """
+    for name, option in _OPTIONS.items():
+        if message.startswith(f"`{name}` "):
+            return f"argument {option}: {message[len(name) + 3 :]}"
+    return message
+
+
+def _error(message: str) -> int:
+    print(f"jinit compare: error: {message}", file=sys.stderr)
+    return 2
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs ``jinit compare`` with ``argv`` (the arguments after the word ``compare``).
 
-    Returns:
-        The exit status (0). Bad arguments exit with status 2 and a message naming them.
-    """
-    import jinit
-    from jinit.train.study import compare
+    Every check of the arguments, the optional packages, the output folder and the
+    initializers (on the model's real shapes) happens before any training.
 
+    Returns:
+        The exit status: 0, or 2 for a bad argument (argparse exits itself for those it
+        checks) with a message naming it.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
 
@@ -192,15 +472,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     hidden = args.hidden
     if hidden is None:
         hidden = (args.width or DEFAULT_WIDTH,) * (args.depth or DEFAULT_DEPTH)
-    for option, names in (("--inits", args.inits), ("--bias-init", [args.bias_init])):
-        for name in names:
-            try:
-                jinit.get(name)
-            except (ValueError, TypeError) as err:
-                parser.error(f"argument {option}: {err}")
-    if len(set(args.inits)) != len(args.inits):
-        parser.error(f"argument --inits: names must be distinct; got {','.join(args.inits)}")
-
+    specs: list[InitSpec] = list(args.inits or ([] if args.init else DEFAULT_INITS))
+    specs += args.init or []
+    labels = [_label(s) for s in specs]
+    if len(set(labels)) != len(labels):
+        parser.error(f"argument --inits: initializers must be distinct; got {','.join(labels)}")
+    problem = check_sizes(args, hidden, len(specs))
+    if problem:
+        parser.error(problem)
+    notes, problem = missing_optional(args.dataset, not args.no_progress)
+    if problem:
+        parser.error(problem)
     from jinit.train.datasets import load_dataset
 
     try:
@@ -214,19 +496,54 @@ def main(argv: Sequence[str] | None = None) -> int:
             target_loss=args.target_loss,
         )
     except (TypeError, ValueError, ImportError) as err:
-        parser.error(str(err))
+        parser.error(as_option(str(err)))
+    # The initializers on the model's real shapes (kernels (in, out), biases (out,)).
+    widths = (data.n_features, *hidden, data.n_classes)
+    kernels = list(itertools.pairwise(widths))
+    for spec in specs:
+        problem = probe_init("--inits", spec, kernels)
+        if problem:
+            parser.error(problem)
+    problem = probe_init("--bias-init", args.bias_init, [(w,) for w in widths[1:]])
+    if problem:
+        parser.error(problem)
 
-    n_runs = len(args.inits) * args.seeds
+    try:
+        out, note = check_out(args.out or DEFAULT_OUT, args.force, args.out is None)
+    except ValueError as err:
+        parser.error(str(err))
+    if note:
+        notes.append(note)
+
+    for line in notes:
+        print(f"jinit compare: {line}", file=sys.stderr)
+    n_runs = len(specs) * args.seeds
     print(
         f"jinit compare: {data!r}\n  MLP hidden={list(hidden)} {args.activation}; "
-        f"{n_runs} runs ({len(args.inits)} inits x {args.seeds} seeds), {args.steps} steps "
+        f"{n_runs} runs ({len(specs)} inits x {args.seeds} seeds), {args.steps} steps "
         f"of {args.optimizer} lr={args.lr}",
         file=sys.stderr,
     )
-    study = compare(
-        args.inits, data, model=model, train=train, seeds=args.seeds, progress=not args.no_progress
-    )
+    from importlib.util import find_spec
+
+    from jinit.train.study import compare
+
+    progress = not args.no_progress and find_spec("tqdm") is not None
+    try:
+        study = compare(
+            dict(zip(labels, specs, strict=True)),
+            data,
+            model=model,
+            train=train,
+            seeds=args.seeds,
+            progress=progress,
+        )
+    except (TypeError, ValueError) as err:
+        return _error(str(err))
+    try:
+        paths = study.save(out)
+    except OSError as err:
+        return _error(f"could not write the results to {out!r}: {err}")
     print(study.table())
-    paths = study.save(args.out)
     print(f"\ntrained in {study.seconds:.1f} s; wrote {', '.join(str(p) for p in paths.values())}")
     return 0

@@ -1,18 +1,41 @@
-"""Figures of a study (matplotlib, Agg canvas; pyplot's global state is never touched)."""
+"""Figures of a study (matplotlib, Agg canvas; pyplot's global state is never touched).
+
+matplotlib is optional: :func:`jinit.train.report.write_outputs` only imports this module
+when it is installed. The figures read a study through :class:`~jinit.train.schema.StudyLike`.
+"""
 
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+import re
+from collections.abc import Sequence
+from typing import Any, cast
 
+import matplotlib
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
-from jinit.train.metrics import curve_mean_std
+from jinit.train.schema import RunRecord, StudyLike
 
-if TYPE_CHECKING:
-    from jinit.train.study import Study
+DPI = 150
+"""Resolution of the saved PNGs."""
+
+_RELU_LIKE = ("relu", "leaky_relu", "gelu")
+_FLOAT = re.compile(r"-?\d+\.\d+(?:e[-+]?\d+)?|-?\d+e[-+]?\d+")
+
+
+def short_label(label: str, digits: int = 3) -> str:
+    """``label`` with every decimal number rounded to ``digits`` significant digits.
+
+    Examples:
+        >>> short_label("orthogonal(scale=1.4142135623730951)")
+        'orthogonal(scale=1.41)'
+        >>> short_label("he_normal")
+        'he_normal'
+    """
+    return _FLOAT.sub(lambda m: f"{float(m.group()):.{digits}g}", label)
 
 
 def _figure(width: float, height: float) -> Figure:
@@ -21,141 +44,186 @@ def _figure(width: float, height: float) -> Figure:
     return fig
 
 
-def _colors(n: int) -> list:
-    import matplotlib
-
+def _colors(n: int) -> list[Any]:
     cmap = matplotlib.colormaps["tab10"]
     return [cmap(i % 10) for i in range(n)]
 
 
-def plot_loss_curves(study: Study) -> Figure:
-    """Mean training loss per initializer with a ±1 sample-std band (log scale).
+def _title(study: StudyLike) -> str:
+    c = study.config
+    return (
+        f"{c['dataset']}, {len(c['hidden'])} hidden {c['activation']} layers, "
+        f"{c['optimizer']} lr={c['learning_rate']:.3g}, {len(c['seeds'])} seeds"
+    )
 
-    Both are taken over the seeds that did not diverge, as ``loss_curve`` in ``results.json``.
+
+def plot_loss_curves(study: StudyLike) -> Figure:
+    """Training loss per initializer on a log axis: the mean over seeds and their range.
+
+    The line is ``loss_curve`` of ``results.json`` (mean over the seeds that did not
+    diverge); the band spans the lowest to the highest seed at each step, so it stays on
+    the log axis however far apart the seeds are.
     """
-    fig = _figure(7.0, 4.2)
+    fig = _figure(7.5, 4.5)
     ax = fig.add_subplot()
     styles = ["-", "--", "-.", ":"]
+    runs = {run["init"]: cast(RunRecord, run) for run in study.runs}
+    colors = _colors(len(study.curves))
     for i, (label, curves) in enumerate(study.curves.items()):
-        color, style = _colors(len(study.curves))[i], styles[(i // 10 + i) % len(styles)]
-        mean, std = curve_mean_std(curves)
+        color, style = colors[i], styles[(i // 10 + i) % len(styles)]
+        curves = np.asarray(curves, dtype=np.float64)
+        finite = np.isfinite(curves).all(axis=1)
+        kept = curves[finite] if finite.any() else curves
+        run = runs.get(label)
+        mean = (
+            np.array([np.nan if v is None else v for v in run["loss_curve"]])
+            if run is not None
+            else kept.mean(axis=0)
+        )
         steps = np.arange(len(mean))
-        ax.plot(steps, mean, color=color, ls=style, label=label, lw=1.6)
-        low = np.maximum(mean - std, mean * 1e-3)
-        ax.fill_between(steps, low, mean + std, color=color, alpha=0.2, lw=0)
-    ax.axhline(study.config["target_loss"], color="0.4", ls=":", lw=1, label="target")
+        name = short_label(label)
+        if not finite.all():
+            name += f" ({int((~finite).sum())}/{len(finite)} diverged)"
+        ax.plot(steps, mean, color=color, ls=style, label=name, lw=1.6)
+        if len(kept) > 1:
+            with np.errstate(invalid="ignore"):
+                ax.fill_between(
+                    steps, kept.min(axis=0), kept.max(axis=0), color=color, alpha=0.18, lw=0
+                )
+    ax.axhline(study.config["target_loss"], color="0.4", ls=":", lw=1, label="target loss")
     ax.set_yscale("log")
-    ax.set_xlabel("step")
-    ax.set_ylabel("training loss (cross-entropy)")
-    c = study.config
-    depth = len(c["hidden"])
-    ax.set_title(
-        f"{c['dataset']}: {depth} hidden {c['activation']} layers, {c['optimizer']} "
-        f"lr={c['learning_rate']}, {len(c['seeds'])} seeds"
-    )
-    ax.legend(fontsize=8, ncols=2)
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("training loss (cross-entropy, log scale)")
+    ax.set_title(_title(study), fontsize=10)
+    ax.legend(fontsize=8, ncols=2, title="line: mean over seeds; band: min-max", title_fontsize=8)
     ax.grid(alpha=0.3, which="both")
     return fig
 
 
-def plot_activations(study: Study) -> Figure:
-    """Per-layer histograms of hidden activations at init, one panel per initializer.
+def _normalized(layer: np.ndarray, drop_zeros: bool) -> tuple[np.ndarray, float]:
+    """Finite values of one layer divided by the layer's std (zeros dropped if asked)."""
+    v = np.asarray(layer, dtype=np.float64).ravel()
+    v = v[np.isfinite(v)]
+    std = float(v.std()) if v.size else 0.0
+    if drop_zeros:
+        v = v[v != 0]
+    return (v / std if std > 0 else v[:0]), std
 
-    In the manner of Glorot & Bengio (2010, Fig. 6) and He et al. (2015): a shared x-range
-    across panels shows which initializers keep the signal's scale through depth. For
-    ReLU-like activations the exact zeros are left out of the histograms. A last panel
-    plots each initializer's activation std against depth (log scale).
+
+def plot_activations(study: StudyLike) -> Figure:
+    """Hidden activations at initialization, one panel per initializer, and their scale.
+
+    Each panel overlays every hidden layer's histogram (colour = depth) with x in units of
+    that layer's own standard deviation, so panels are comparable whatever the scale: the
+    shape shows whether the distribution keeps its form through depth. The scale itself is
+    in the last panel: each layer's std against depth on a log axis (the layer-by-layer
+    view of Glorot & Bengio 2010, Fig. 6, and He et al. 2015). For ReLU-like activations
+    the exact zeros (half the values) are left out of the histograms.
     """
-    labels = list(study.activations)
+    activations = study.activations
+    labels = list(activations)
     n_panels = len(labels) + 1
     ncols = min(4, n_panels)
     nrows = math.ceil(n_panels / ncols)
-    fig = _figure(3.2 * ncols, 2.6 * nrows)
+    fig = _figure(3.4 * ncols, 2.9 * nrows)
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
     for ax in axes[n_panels:]:
         ax.set_visible(False)
 
-    values = {
-        label: [np.asarray(a, dtype=np.float64).ravel() for a in layers]
-        for label, layers in study.activations.items()
-    }
-    drop_zeros = study.config["activation"] in ("relu", "leaky_relu", "gelu")
-    pooled = np.concatenate([v for layers in values.values() for v in layers] or [np.zeros(1)])
-    pooled = pooled[np.isfinite(pooled)]
-    if drop_zeros:
-        pooled = pooled[pooled != 0]
-    lo, hi = np.percentile(pooled, [0.5, 99.5]) if pooled.size else (-1.0, 1.0)
-    if drop_zeros:
-        lo = min(lo, 0.0)
-    bounded = {"tanh": (-1.0, 1.0), "sigmoid": (0.0, 1.0)}
-    lo, hi = bounded.get(study.config["activation"], (lo, hi))
-    if hi - lo <= 0:
-        lo, hi = lo - 1.0, hi + 1.0
-    bins = np.linspace(lo, hi, 41)
-
+    act = study.config["activation"]
+    drop_zeros = act in _RELU_LIKE
+    lo, hi = (0.0, 5.0) if drop_zeros else (-4.0, 4.0)
+    bins = np.linspace(lo, hi, 31)
     depth = len(study.config["hidden"])
-    import matplotlib
+    cmap = matplotlib.colormaps["viridis"]
+    norm = matplotlib.colors.Normalize(vmin=1, vmax=max(depth, 2))
+    runs = {run["init"]: cast(RunRecord, run) for run in study.runs}
 
-    shades = matplotlib.colormaps["viridis"](np.linspace(0.0, 0.9, max(depth, 1)))
     for ax, label in zip(axes, labels, strict=False):
-        for layer, (v, shade) in enumerate(zip(values[label], shades, strict=False)):
-            v = v[np.isfinite(v)]
-            if drop_zeros:
-                v = v[v != 0]
-            if v.size == 0:
-                continue
-            weights = np.full(v.shape, 1.0 / v.size)
-            ax.hist(
-                v,
-                bins=bins,
-                weights=weights,
-                histtype="step",
-                color=shade,
-                label=f"layer {layer + 1}" if layer in (0, depth - 1) else None,
-            )
-        stds = next(r for r in study.runs if r["init"] == label)["activation_std_at_init"]
-        if not any(np.any(v != 0) for v in values[label]):
-            ax.text(0.5, 0.5, "all activations are 0", transform=ax.transAxes, ha="center")
-        elif stds:
-            first, last = stds[0], stds[-1]
+        layers: Sequence[np.ndarray] = activations[label]
+        stds = []
+        for layer, values in enumerate(layers, start=1):
+            v, std = _normalized(values, drop_zeros)
+            stds.append(std)
+            if v.size:
+                ax.hist(
+                    v,
+                    bins=bins,
+                    weights=np.full(v.shape, 1.0 / v.size),
+                    histtype="step",
+                    color=cmap(norm(layer)),
+                    lw=1.1,
+                )
+        if not any(s > 0 for s in stds):
             ax.text(
-                0.98,
+                0.5,
+                0.5,
+                "all activations are 0\n(std 0: nothing to show)",
+                transform=ax.transAxes,
+                ha="center",
+                va="center",
+                fontsize=8,
+            )
+        else:
+            run = runs.get(label)
+            first = stds[0] if stds else 0.0
+            last = stds[-1] if stds else 0.0
+            if run is not None and run["activation_std_at_init"]:
+                first = run["activation_std_at_init"][0] or 0.0
+                last = run["activation_std_at_init"][-1] or 0.0
+            ax.text(
+                0.97,
                 0.95,
-                f"std {first:.2g} -> {last:.2g}" if last is not None else "",
+                f"std layer 1: {first:.2g}\nstd layer {depth}: {last:.2g}",
                 transform=ax.transAxes,
                 ha="right",
                 va="top",
-                fontsize=8,
+                fontsize=7,
             )
-        ax.set_title(label, fontsize=10)
+        ax.set_title(short_label(label), fontsize=9)
         ax.set_xlim(lo, hi)
         ax.tick_params(labelsize=7)
-        ax.set_xlabel("activation value" + (" (nonzero)" if drop_zeros else ""), fontsize=8)
-    with_lines = [ax for ax in axes[: len(labels)] if ax.get_legend_handles_labels()[0]]
-    if with_lines:
-        with_lines[0].legend(fontsize=7, loc="center right")
-    if labels:
-        axes[0].set_ylabel("fraction of values", fontsize=8)
+        ax.set_xlabel(
+            "activation / layer std" + (" (zeros left out)" if drop_zeros else ""), fontsize=7
+        )
+        ax.set_ylabel("fraction of values", fontsize=7)
+    if labels and depth:
+        mappable = matplotlib.cm.ScalarMappable(norm=norm, cmap=cmap)
+        bar = fig.colorbar(mappable, ax=list(axes[: len(labels)]), shrink=0.8, pad=0.01)
+        bar.set_label("hidden layer (depth)", fontsize=8)
+        bar.ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+        bar.ax.tick_params(labelsize=7)
 
     ax = axes[len(labels)]
-    for color, run in zip(_colors(len(study.runs)), study.runs, strict=True):
-        stds = np.array([np.nan if s is None else s for s in run["activation_std_at_init"]])
+    not_shown = []
+    for color, record in zip(_colors(len(study.runs)), study.runs, strict=True):
+        run = cast(RunRecord, record)
+        stds_ = np.array([np.nan if s is None else s for s in run["activation_std_at_init"]])
+        if not np.any(stds_ > 0):
+            not_shown.append(short_label(run["init"]))
+            continue
         ax.plot(
-            np.arange(1, depth + 1),
-            np.where(stds > 0, stds, np.nan),
+            np.arange(1, len(stds_) + 1),
+            np.where(stds_ > 0, stds_, np.nan),
             "o-",
             ms=3,
             color=color,
-            label=run["init"],
+            label=short_label(run["init"]),
         )
     ax.set_yscale("log")
     ax.set_xlabel("hidden layer", fontsize=8)
-    ax.set_title("activation std at init", fontsize=10)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_ylabel("activation std (log scale)", fontsize=8)
+    title = "scale through depth (mean over seeds)"
+    if not_shown:
+        title += "\nstd 0, not shown: " + ", ".join(not_shown)
+    ax.set_title(title, fontsize=9)
     ax.tick_params(labelsize=7)
-    ax.legend(fontsize=6)
+    ax.grid(alpha=0.3, which="both")
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=6)
     fig.suptitle(
-        f"Hidden activations at initialization ({study.config['activation']}, "
-        f"{study.config['dataset']}, first seed)",
+        f"Hidden activations at initialization ({act}, {study.config['dataset']}, first seed)",
         fontsize=11,
     )
     return fig

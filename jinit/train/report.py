@@ -1,15 +1,20 @@
-"""Tables and files for a :class:`~jinit.train.study.Study`."""
+"""Tables and files for a study's summary (:class:`~jinit.train.schema.StudyLike`).
+
+This module reads a study only through :mod:`jinit.train.schema`; it never imports the
+trainer, so ``study -> report -> plots`` is a one-way chain.
+"""
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import sys
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, cast
 
 from jinit._table import format_table as _format_table
-
-if TYPE_CHECKING:
-    from jinit.train.study import Study
+from jinit.train.schema import ResultsLike, RunRecord, Stat, StudyLike
 
 COLUMNS = (
     "init",
@@ -23,29 +28,33 @@ COLUMNS = (
 )
 
 
-def _pm(stat: dict[str, Any], digits: int = 3) -> str:
+def _runs(study: ResultsLike) -> list[RunRecord]:
+    return [cast(RunRecord, run) for run in study.runs]
+
+
+def _pm(stat: Stat, digits: int = 3) -> str:
     if stat["mean"] is None:
         return "n/a"
     return f"{stat['mean']:.{digits}f} ± {stat['std']:.{digits}f}"
 
 
-def _steps(steps: list[int | None]) -> str:
+def _steps(steps: Sequence[int | None]) -> str:
     reached = [s for s in steps if s is not None]
     if not reached:
         return f"never (0/{len(steps)})"
     return f"{sum(reached) / len(reached):.0f} ({len(reached)}/{len(steps)})"
 
 
-def _ratio_pair(values: list[float | None], sep: str) -> str:
+def _ratio_pair(values: Sequence[float | None], sep: str) -> str:
     if not values or values[0] is None or values[-1] is None:
         return "n/a"
     return f"{values[0]:.2g}{sep}{values[-1]:.2g}"
 
 
-def table_rows(study: Study) -> list[list[str]]:
+def table_rows(study: ResultsLike) -> list[list[str]]:
     """One row of strings per initializer, in the order of :data:`COLUMNS`."""
     rows = []
-    for run in study.runs:
+    for run in _runs(study):
         rows.append(
             [
                 run["init"],
@@ -63,12 +72,12 @@ def table_rows(study: Study) -> list[list[str]]:
     return rows
 
 
-def format_table(study: Study) -> str:
+def format_table(study: ResultsLike) -> str:
     """A fixed-width text table for terminals (jinit's shared :mod:`jinit._table` format)."""
     return _format_table(COLUMNS, table_rows(study))
 
 
-def markdown_table(study: Study) -> str:
+def markdown_table(study: ResultsLike) -> str:
     """The same table in GitHub Markdown."""
     rows = table_rows(study)
     lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
@@ -76,12 +85,12 @@ def markdown_table(study: Study) -> str:
     return "\n".join(lines)
 
 
-def findings(study: Study) -> list[str]:
+def findings(study: ResultsLike) -> list[str]:
     """Plain-language observations computed from the numbers."""
     notes = []
     target = study.config["target_loss"]
     reached = {
-        run["init"]: [s for s in run["steps_to_target"] if s is not None] for run in study.runs
+        run["init"]: [s for s in run["steps_to_target"] if s is not None] for run in _runs(study)
     }
     # Most seeds reaching the target first, then fewest steps on average over those seeds:
     # one lucky seed out of three does not make an initializer the fastest.
@@ -92,7 +101,7 @@ def findings(study: Study) -> list[str]:
             f"Fastest to training loss {target}: **{init}** ({-minus_count}/"
             f"{len(study.config['seeds'])} seeds reached it, in {steps:.0f} steps on average)."
         )
-    for run in study.runs:
+    for run in _runs(study):
         first, last = run["loss_curve"][0], run["loss_curve"][-1]
         if run["diverged"]:
             n_div, n = sum(run["diverged_per_seed"]), len(run["diverged_per_seed"])
@@ -117,8 +126,12 @@ def findings(study: Study) -> list[str]:
     return notes
 
 
-def markdown_report(study: Study) -> str:
-    """The content of ``report.md``."""
+FIGURES = ("loss_curves.png", "activations.png")
+"""The figures ``write_outputs`` draws when matplotlib is installed."""
+
+
+def markdown_report(study: StudyLike, figures: Sequence[str] = FIGURES) -> str:
+    """The content of ``report.md`` (linking the figures named in ``figures``)."""
     c = study.config
     widths = c["hidden"]
     if not widths:
@@ -152,34 +165,72 @@ def markdown_report(study: Study) -> str:
         "",
         *[f"- {note}" for note in findings(study)],
         "",
-        "## Loss curves",
-        "",
-        "![loss curves](loss_curves.png)",
-        "",
-        "## Activations at initialization",
-        "",
-        "![activation histograms](activations.png)",
-        "",
     ]
+    titles = {"loss_curves.png": "Loss curves", "activations.png": "Activations at initialization"}
+    for name in figures:
+        lines += [f"## {titles.get(name, name)}", "", f"![{titles.get(name, name)}]({name})", ""]
+    if not figures:
+        lines += ["(No figures: matplotlib is not installed, or drawing failed.)", ""]
     return "\n".join(lines)
 
 
-def write_outputs(study: Study, out_dir: str | Path) -> dict[str, Path]:
-    """Writes ``results.json``, ``report.md``, ``loss_curves.png``, ``activations.png``.
+def plotting_available() -> bool:
+    """Whether matplotlib can be imported (the figures are optional)."""
+    return importlib.util.find_spec("matplotlib") is not None
+
+
+def write_outputs(
+    study: StudyLike,
+    out_dir: str | Path,
+    *,
+    results: Mapping[str, Any] | None = None,
+    log: Callable[[str], None] | None = None,
+) -> dict[str, Path]:
+    """Writes ``results.json`` and ``report.md``, then the figures if matplotlib is there.
+
+    The two text files are written first, so a figure that fails to draw (or a missing
+    matplotlib) never loses the numbers; such a failure is reported through ``log`` (default:
+    a line on stderr) and the figure is left out of ``report.md``.
+
+    Args:
+        study: the study (see :class:`~jinit.train.schema.StudyLike`).
+        out_dir: the output folder, created if needed.
+        results: the content of ``results.json``; default ``{"config", "runs"}`` of ``study``.
+        log: where to report a figure that could not be drawn.
 
     Returns:
         ``{file name: path}`` of the written files.
     """
-    from jinit.train.plots import plot_activations, plot_loss_curves
-
+    log = log or (lambda line: print(line, file=sys.stderr))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    paths = {
-        name: out / name
-        for name in ("results.json", "report.md", "loss_curves.png", "activations.png")
-    }
-    paths["results.json"].write_text(json.dumps(study.to_dict(), indent=1, allow_nan=False))
-    paths["report.md"].write_text(markdown_report(study))
-    plot_loss_curves(study).savefig(paths["loss_curves.png"], dpi=90)
-    plot_activations(study).savefig(paths["activations.png"], dpi=90)
+    if results is None:
+        to_dict = getattr(study, "to_dict", None)
+        results = to_dict() if callable(to_dict) else {"config": study.config, "runs": study.runs}
+    paths = {name: out / name for name in ("results.json", "report.md")}
+    paths["results.json"].write_text(json.dumps(results, indent=1, allow_nan=False))
+    drawn: list[str] = []
+    paths["report.md"].write_text(markdown_report(study, drawn))  # rewritten with the figures
+    draw: dict[str, Callable[[StudyLike], Any]] = {}
+    dpi = 150
+    if plotting_available():
+        try:
+            from jinit.train import plots
+        except Exception as err:  # a broken matplotlib install: keep the numbers
+            log(f"jinit: cannot import matplotlib ({type(err).__name__}: {err}); no figures.")
+        else:
+            draw = {
+                "loss_curves.png": plots.plot_loss_curves,
+                "activations.png": plots.plot_activations,
+            }
+            dpi = plots.DPI
+    for name, plot in draw.items():
+        try:
+            plot(study).savefig(out / name, dpi=dpi)
+        except Exception as err:  # a figure is a bonus: never lose the run over it
+            log(f"jinit: could not draw {name} ({type(err).__name__}: {err}); skipped.")
+            continue
+        drawn.append(name)
+        paths[name] = out / name
+    paths["report.md"].write_text(markdown_report(study, drawn))
     return paths
