@@ -11,6 +11,7 @@ commands:
   compare   train a Flax MLP under several initializers and report convergence
             (the default study runs in under a minute on 2 CPU cores)
   tour      every initializer's measured std against its formula
+  repro     reproduce a paper's initialization experiment (published vs measured)
 
 Run `jinit <command> --help` for a command's options.
 """
@@ -34,6 +35,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     elif command == "tour":
         from jinit._tour import main as run
+    elif command == "repro":  # issue 11
+        from jinit.repro._cli import main as run
     else:
         print(f"jinit: unknown command {command!r}; choose compare or tour.\n", file=sys.stderr)
         print(USAGE, file=sys.stderr)
