@@ -635,3 +635,25 @@ def test_mse_head_fits_regression_targets_and_one_hot_labels():
         train.compare(["orthogonal"], data, model=train.MLPConfig(hidden=(4,)))
     with pytest.raises(ValueError, match=r"loss 'sigmoid' needs binary 0/1 labels"):
         train.compare(["orthogonal"], data, model=TINY_SIGMOID)
+
+
+def test_cli_options_for_heads_data_and_sweeps(he_sigmoid, tmp_path, capsys):
+    from jinit.train import cli
+
+    path = tmp_path / "course.npz"
+    np.savez(path, x=COURSE_X, y=COURSE_Y)
+    argv = ["--data", str(path), "--no-standardize", "--test-fraction", "0.25", "--loss"]
+    argv += ["sigmoid", "--hidden", "6,3", "--optimizer", "sgd", "--lr", "0.5", "--steps", "12"]
+    argv += ["--seeds", "2", "--inits", "he_normal", "--no-progress", "--out", str(tmp_path / "o")]
+    assert cli.main([*argv, "--target-fraction", "0.95"]) == 0
+    results = json.loads((tmp_path / "o" / "results.json").read_text())
+    assert results["config"]["loss"] == "sigmoid" and results["config"]["target_fraction"] == 0.95
+    np.testing.assert_allclose(
+        results["runs"][0]["loss_curve"], he_sigmoid.runs[0]["loss_curve"], rtol=1e-6
+    )
+    with pytest.raises(SystemExit):
+        cli.main([*argv, "--lr-sweep", "0.1,-1"])
+    assert "--lr-sweep" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli.main([*argv, "--inits", "lsuv+zeros"])
+    assert "per-layer init list holds plain initializers" in capsys.readouterr().err

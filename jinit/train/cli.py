@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import textwrap
 from collections.abc import Sequence
@@ -172,7 +173,104 @@ def build_parser() -> argparse.ArgumentParser:
         help="output directory (default runs/compare)",
     )
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    _add_issue11_options(p)
     return p
+
+
+# --- issue 11: heads, bias-free nets, sweeps, relative targets, dataset options, custom data ---
+def _rates(text: str) -> list[float]:
+    rates = [_positive_float(p.strip()) for p in text.split(",") if p.strip()]
+    if not rates:
+        raise argparse.ArgumentTypeError(f"expected comma-separated rates > 0; got {text!r}")
+    return rates
+
+
+def _fraction(text: str) -> float:
+    value = _positive_float(text)
+    if value > 1:
+        raise argparse.ArgumentTypeError(f"expected a fraction in (0, 1]; got {text!r}")
+    return value
+
+
+def _add_issue11_options(p: argparse.ArgumentParser) -> None:
+    from jinit.train.model import LOSSES
+    from jinit.train.study import SELECT
+
+    more = p.add_argument_group(
+        "heads, sweeps and data (--inits also takes 'lsuv' and per-layer 'a+b+c' specs)"
+    )
+    more.add_argument(
+        "--loss",
+        default="softmax",
+        choices=LOSSES,
+        help="output head: softmax (cross-entropy), sigmoid (one output, binary "
+        "cross-entropy), mse (default: softmax)",
+    )
+    more.add_argument("--no-bias", action="store_true", help="layers without biases")
+    more.add_argument(
+        "--lr-sweep",
+        type=_rates,
+        metavar="LR,LR,...",
+        default=None,
+        help="train every init at each rate (one program) and keep each init's best",
+    )
+    more.add_argument(
+        "--select",
+        default="final_loss",
+        choices=SELECT,
+        help="how --lr-sweep picks a rate (default: final_loss)",
+    )
+    more.add_argument(
+        "--target-fraction",
+        type=_fraction,
+        metavar="F",
+        default=None,
+        help="relative target: steps to F x each run's initial loss (replaces --target-loss)",
+    )
+    more.add_argument(
+        "--noise", type=_nonnegative_float, default=None, help="noise std of synthetic data"
+    )
+    more.add_argument(
+        "--factor", type=_positive_float, default=None, help="circles: inner radius in (0, 1)"
+    )
+    more.add_argument(
+        "--test-fraction",
+        type=_positive_float,
+        metavar="F",
+        default=0.2,
+        help="held-out fraction in (0, 1) (default 0.2)",
+    )
+    more.add_argument(
+        "--no-standardize", action="store_true", help="keep the raw features (no standardizing)"
+    )
+    more.add_argument(
+        "--data",
+        metavar="FILE.npz",
+        default=None,
+        help="custom data: an .npz with arrays x and y (optional x_test, y_test); "
+        "replaces --dataset",
+    )
+
+
+def _issue11_data(args: argparse.Namespace) -> object:
+    """The dataset from --data or --dataset with the dataset options."""
+    from jinit.train.datasets import load_dataset, load_npz
+
+    if args.data is not None:
+        return load_npz(
+            args.data, test_fraction=args.test_fraction, standardize=not args.no_standardize
+        )
+    return load_dataset(
+        args.dataset,
+        n_samples=args.n_samples,
+        noise=args.noise,
+        factor=args.factor,
+        test_fraction=args.test_fraction,
+        standardize=not args.no_standardize,
+    )
+
+
+# --- end of issue 11 options --------------------------------------------------------------
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -192,10 +290,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     hidden = args.hidden
     if hidden is None:
         hidden = (args.width or DEFAULT_WIDTH,) * (args.depth or DEFAULT_DEPTH)
+    from jinit.train.study import check_init_spec  # issue 11: also 'lsuv' and 'a+b+c'
+
     for option, names in (("--inits", args.inits), ("--bias-init", [args.bias_init])):
         for name in names:
             try:
-                jinit.get(name)
+                check_init_spec(name) if option == "--inits" else jinit.get(name)
             except (ValueError, TypeError) as err:
                 parser.error(f"argument {option}: {err}")
     if len(set(args.inits)) != len(args.inits):
@@ -213,7 +313,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             batch_size=args.batch_size,
             target_loss=args.target_loss,
         )
-    except (TypeError, ValueError, ImportError) as err:
+        # issue 11: dataset options, custom data, heads, bias-free nets, relative targets
+        data = _issue11_data(args)
+        model = dataclasses.replace(model, loss=args.loss, use_bias=not args.no_bias)
+        if args.target_fraction is not None:
+            train = dataclasses.replace(train, target_fraction=args.target_fraction)
+    except (TypeError, ValueError, ImportError, OSError) as err:
         parser.error(str(err))
 
     n_runs = len(args.inits) * args.seeds
@@ -224,7 +329,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         file=sys.stderr,
     )
     study = compare(
-        args.inits, data, model=model, train=train, seeds=args.seeds, progress=not args.no_progress
+        args.inits,
+        data,
+        model=model,
+        train=train,
+        seeds=args.seeds,
+        progress=not args.no_progress,
+        learning_rates=args.lr_sweep,  # issue 11
+        select=args.select,  # issue 11
     )
     print(study.table())
     paths = study.save(args.out)
