@@ -22,6 +22,11 @@ def finding(name: str, reference: str, measured: str, holds: bool, criterion: st
     }
 
 
+def cell(text: Any) -> str:
+    """Text safe inside a Markdown table cell (pipes escaped)."""
+    return str(text).replace("|", "\\|")
+
+
 def fmt(values: Any, digits: int = 3) -> str:
     """Numbers as short text: ``0.461 0.25 ...`` (``n/a`` for None)."""
     if isinstance(values, (list, tuple)):
@@ -85,7 +90,8 @@ class Reproduction:
         ]
         for f in self.findings:
             mark = "yes" if f["holds"] else "**no**"
-            lines.append(f"| {f['name']} | {f['reference']} | {f['measured']} | {mark} |")
+            row = (f["name"], f["reference"], f["measured"], mark)
+            lines.append("| " + " | ".join(cell(c) for c in row) + " |")
         return "\n".join(lines)
 
     def report(self, figure_names: list[str] | None = None) -> str:
@@ -139,9 +145,8 @@ def summary_table(results: list[Reproduction]) -> str:
     for r in results:
         for f in r.findings:
             mark = "yes" if f["holds"] else "**no**"
-            lines.append(
-                f"| {r.experiment} | {f['name']} | {f['reference']} | {f['measured']} | {mark} |"
-            )
+            row = (r.experiment, f["name"], f["reference"], f["measured"], mark)
+            lines.append("| " + " | ".join(cell(c) for c in row) + " |")
     return "\n".join(lines)
 
 
