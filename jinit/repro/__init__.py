@@ -20,11 +20,16 @@ Experiments (:data:`NAMES`):
 
 Examples:
     >>> from jinit import repro
-    >>> result = repro.run("glorot-bengio", quick=True)
-    >>> sorted(result.to_dict())
-    ['config', 'experiment', 'findings', 'runs', 'seconds', 'title']
-    >>> all(isinstance(f["holds"], bool) for f in result.findings)
-    True
+    >>> repro.NAMES
+    ('course', 'glorot-bengio', 'he-deep-relu', 'saxe', 'lsuv', 'cs231n')
+
+References:
+    Glorot & Bengio, *Understanding the difficulty of training deep feedforward neural
+    networks*, AISTATS 2010. He, Zhang, Ren & Sun, *Delving deep into rectifiers*, ICCV
+    2015. Saxe, McClelland & Ganguli, *Exact solutions to the nonlinear dynamics of
+    learning in deep linear neural networks*, ICLR 2014. Mishkin & Matas, *All you need is
+    a good init*, ICLR 2016. CS231n, *Training neural networks I* (weight initialization).
+    Ng, *Improving deep neural networks*, week 1 "Initialization" assignment.
 """
 
 from __future__ import annotations
@@ -67,9 +72,11 @@ def run(
         TypeError: if ``name`` is not a string or ``quick`` not a bool.
 
     Examples:
-        >>> result = run("cs231n", quick=True)
-        >>> result.experiment, [f["name"] for f in result.findings][0]
-        ('cs231n', 'tanh, W x 0.01: activations collapse to zero')
+        >>> result = run("saxe", quick=True)
+        >>> sorted(result.to_dict())
+        ['config', 'experiment', 'findings', 'runs', 'seconds', 'title']
+        >>> all(isinstance(f["holds"], bool) for f in result.findings)
+        True
     """
     from jinit._core import check_choice
     from jinit.repro._experiments import EXPERIMENTS
