@@ -83,7 +83,8 @@ def histogram_grid(
             shown = v[v != 0] if drop_zeros else v
             lim = float(np.percentile(np.abs(shown), 99.5)) if shown.size else 0.0
             lim = lim if lim > 0 else 1.0
-            ax.hist(shown, bins=60, range=(-lim, lim), color=_colors(len(labels))[j], alpha=0.85)
+            low = 0.0 if drop_zeros and shown.size and shown.min() >= 0 else -lim
+            ax.hist(shown, bins=60, range=(low, lim), color=_colors(len(labels))[j], alpha=0.85)
             ax.set_yticks([])
             ax.tick_params(labelsize=6)
             ax.ticklabel_format(axis="x", style="sci", scilimits=(-2, 3))
@@ -93,7 +94,10 @@ def histogram_grid(
                 ax.set_title(label, fontsize=8)
             if j == 0:
                 ax.set_ylabel(f"layer {i + 1}", fontsize=8)
-    fig.suptitle(f"{title}\n{quantity}; x-range per panel (±99.5th pct of |value|)", fontsize=9)
+    zeros = "; exact zeros (inactive ReLUs) left out" if drop_zeros else ""
+    fig.suptitle(
+        f"{title}\n{quantity}; x-range per panel (99.5th pct of |value|){zeros}", fontsize=9
+    )
     return fig
 
 
