@@ -81,8 +81,10 @@ def test_figures_are_skipped_with_one_line_without_matplotlib(tmp_path, monkeypa
         figures={"a.png": lambda: pytest.fail("drawn without matplotlib")},
     )
     monkeypatch.setattr(_result, "have_matplotlib", lambda: False)
+    monkeypatch.setattr(_result, "_WARNED", False)
     paths = result.save(tmp_path)
     assert sorted(paths) == ["report.md", "results.json"]
+    result.save(tmp_path / "again")  # the line is printed once per process
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "matplotlib is not installed" in err
 

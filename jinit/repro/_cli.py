@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 import textwrap
 from collections.abc import Sequence
 
@@ -56,12 +55,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         0 when every finding holds, 1 otherwise (bad arguments exit with status 2).
     """
     from jinit import repro
+    from jinit.repro import _result
     from jinit.repro._result import have_matplotlib, summary_table
 
     args = build_parser().parse_args(argv)
     out = args.out or f"runs/repro/{args.name}"
     if not have_matplotlib():
-        print("jinit repro: matplotlib is not installed; figures will be skipped.", file=sys.stderr)
+        _result._warn_no_matplotlib()  # before any work starts
     result = repro.run(args.name, out, quick=args.quick, progress=args.progress)
     results = result if isinstance(result, list) else [result]
     print(summary_table(results))

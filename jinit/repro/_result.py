@@ -122,13 +122,24 @@ class Reproduction:
                 paths[name] = out / name
                 drawn.append(name)
         elif self.figures:
-            print(
-                f"jinit repro {self.experiment}: matplotlib is not installed; skipping the "
-                "figures (pip install matplotlib).",
-                file=sys.stderr,
-            )
+            _warn_no_matplotlib()
         paths["report.md"].write_text(self.report(drawn))
         return paths
+
+
+_WARNED = False
+
+
+def _warn_no_matplotlib() -> None:
+    """One line on stderr, once per process: figures are skipped without matplotlib."""
+    global _WARNED
+    if not _WARNED:
+        _WARNED = True
+        print(
+            "jinit repro: matplotlib is not installed; skipping the figures "
+            "(pip install matplotlib).",
+            file=sys.stderr,
+        )
 
 
 def have_matplotlib() -> bool:
