@@ -1,4 +1,4 @@
-"""The ``jinit`` command: ``compare`` (the convergence study) and ``tour``."""
+"""The ``jinit`` command: ``compare`` (the convergence study), ``repro`` and ``tour``."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ usage: jinit <command> [options]
 commands:
   compare   train a Flax MLP under several initializers and report convergence
             (the default study runs in under a minute on 2 CPU cores)
+  repro     reproduce a paper's initialization experiment (published vs measured)
   tour      every initializer's measured std against its formula
 
 Run `jinit <command> --help` for a command's options.
@@ -28,6 +29,10 @@ def _command(name: str) -> Callable[[Sequence[str]], int] | None:
         from jinit.train.cli import main as compare
 
         return compare
+    if name == "repro":
+        from jinit.repro._cli import main as repro
+
+        return repro
     if name == "tour":
         from jinit._tour import main as tour
 
@@ -52,7 +57,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0 if wants_help else 2
     run = _command(command)
     if run is None:
-        print(f"jinit: unknown command {command!r}; choose compare or tour.\n", file=sys.stderr)
+        print(
+            f"jinit: unknown command {command!r}; choose compare, repro or tour.\n", file=sys.stderr
+        )
         print(USAGE, file=sys.stderr)
         return 2
     try:

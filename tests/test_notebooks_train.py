@@ -91,3 +91,16 @@ def test_sharded_init_notebook():
     assert "orthogonal: True" in text
     std, expected = map(float, re.search(r"^std (\S+) expected (\S+)$", text, re.M).groups())
     assert std == pytest.approx(expected, rel=0.1)
+
+
+@pytest.mark.slow
+def test_paper_reproductions_notebook():
+    text = _run("06_paper_reproductions.ipynb")
+    done = dict(re.findall(r"^(\S+): (\d+/\d+) findings hold \(quick\) in \d+ s$", text, re.M))
+    assert sorted(done) == sorted(
+        ["course", "glorot-bengio", "he-deep-relu", "saxe", "lsuv", "cs231n"]
+    ), text
+    assert all(int(n) >= 0 for held in done.values() for n in held.split("/"))
+    assert done["glorot-bengio"] == "3/3"  # statistics at init hold at any size
+    best = re.findall(r"^(he_normal|lsuv) best lr (\S+) steps to half", text, re.M)
+    assert [init for init, _ in best] == ["he_normal", "lsuv"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import itertools
 import json
 import sys
@@ -10,7 +11,7 @@ import textwrap
 from collections.abc import Sequence
 from typing import Any
 
-from jinit.train.datasets import DATASETS
+from jinit.train.datasets import DATASETS, Dataset
 from jinit.train.loop import OPTIMIZERS, TrainConfig
 from jinit.train.model import ACTIVATIONS, InitSpec, MLPConfig
 from jinit.train.study import DEFAULT_INITS
@@ -270,6 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--force", action="store_true", help="overwrite the results of an earlier run in --out"
     )
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    _add_issue11_options(p)
     return p
 
 
@@ -403,6 +405,38 @@ def probe_init(option: str, spec: InitSpec, shapes: Sequence[tuple[int, ...]]) -
     return None
 
 
+def probe_compare_spec(spec: InitSpec, kernels: Sequence[tuple[int, ...]]) -> str | None:
+    """:func:`probe_init` for a ``compare`` spec: also ``lsuv`` and per-layer ``a+b+c`` lists.
+
+    A per-layer list is checked layer by layer on that layer's kernel shape; an LSUV spec
+    checks the initializer it starts from (orthogonal unless it names one).
+    """
+    from collections.abc import Mapping
+
+    from jinit.train.study import _is_layer_list, _is_lsuv, check_init_spec
+
+    try:
+        spec = check_init_spec(spec)
+    except (ValueError, TypeError) as err:
+        return f"argument --inits: {_label(spec)}: {err}"
+    if _is_lsuv(spec):
+        inner = spec.get("init") if isinstance(spec, Mapping) else None
+        return None if inner is None else probe_compare_spec(inner, kernels)
+    if _is_layer_list(spec):
+        if len(spec) != len(kernels):
+            return (
+                f"argument --inits: a per-layer spec needs one initializer per layer "
+                f"({len(kernels)}: the hidden layers and the output layer); got {len(spec)}: "
+                f"{'+'.join(map(_label, spec))}"
+            )
+        for part, shape in zip(spec, kernels, strict=True):
+            problem = probe_init("--inits", part, [shape])
+            if problem:
+                return problem
+        return None
+    return probe_init("--inits", spec, kernels)
+
+
 def missing_optional(dataset: str, progress: bool) -> tuple[list[str], str | None]:
     """(notes about optional packages that are missing, an error if one is required)."""
     from importlib.util import find_spec
@@ -454,6 +488,102 @@ def _error(message: str) -> int:
     return 2
 
 
+# --- issue 11: heads, bias-free nets, sweeps, relative targets, dataset options, custom data ---
+def _rates(text: str) -> list[float]:
+    rates = [_positive_float(p.strip()) for p in text.split(",") if p.strip()]
+    if not rates:
+        raise argparse.ArgumentTypeError(f"expected comma-separated rates > 0; got {text!r}")
+    return rates
+
+
+def _fraction(text: str) -> float:
+    value = _positive_float(text)
+    if value > 1:
+        raise argparse.ArgumentTypeError(f"expected a fraction in (0, 1]; got {text!r}")
+    return value
+
+
+def _add_issue11_options(p: argparse.ArgumentParser) -> None:
+    from jinit.train.model import LOSSES
+    from jinit.train.study import SELECT
+
+    more = p.add_argument_group(
+        "heads, sweeps and data (--inits also takes 'lsuv' and per-layer 'a+b+c' specs)"
+    )
+    more.add_argument(
+        "--loss",
+        default="softmax",
+        choices=LOSSES,
+        help="output head: softmax (cross-entropy), sigmoid (one output, binary "
+        "cross-entropy), mse (default: softmax)",
+    )
+    more.add_argument("--no-bias", action="store_true", help="layers without biases")
+    more.add_argument(
+        "--lr-sweep",
+        type=_rates,
+        metavar="LR,LR,...",
+        default=None,
+        help="train every init at each rate (one program) and keep each init's best",
+    )
+    more.add_argument(
+        "--select",
+        default="final_loss",
+        choices=SELECT,
+        help="how --lr-sweep picks a rate (default: final_loss)",
+    )
+    more.add_argument(
+        "--target-fraction",
+        type=_fraction,
+        metavar="F",
+        default=None,
+        help="relative target: steps to F x each run's initial loss (replaces --target-loss)",
+    )
+    more.add_argument(
+        "--noise", type=_nonnegative_float, default=None, help="noise std of synthetic data"
+    )
+    more.add_argument(
+        "--factor", type=_positive_float, default=None, help="circles: inner radius in (0, 1)"
+    )
+    more.add_argument(
+        "--test-fraction",
+        type=_positive_float,
+        metavar="F",
+        default=0.2,
+        help="held-out fraction in (0, 1) (default 0.2)",
+    )
+    more.add_argument(
+        "--no-standardize", action="store_true", help="keep the raw features (no standardizing)"
+    )
+    more.add_argument(
+        "--data",
+        metavar="FILE.npz",
+        default=None,
+        help="custom data: an .npz with arrays x and y (optional x_test, y_test); "
+        "replaces --dataset",
+    )
+
+
+def _issue11_data(args: argparse.Namespace) -> Dataset:
+    """The dataset from --data or --dataset with the dataset options."""
+    from jinit.train.datasets import load_dataset, load_npz
+
+    if args.data is not None:
+        return load_npz(
+            args.data, test_fraction=args.test_fraction, standardize=not args.no_standardize
+        )
+    return load_dataset(
+        args.dataset,
+        n_samples=args.n_samples,
+        noise=args.noise,
+        factor=args.factor,
+        test_fraction=args.test_fraction,
+        standardize=not args.no_standardize,
+    )
+
+
+# --- end of issue 11 options --------------------------------------------------------------
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs ``jinit compare`` with ``argv`` (the arguments after the word ``compare``).
 
@@ -483,11 +613,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     notes, problem = missing_optional(args.dataset, not args.no_progress)
     if problem:
         parser.error(problem)
-    from jinit.train.datasets import load_dataset
-
     try:
-        data = load_dataset(args.dataset, n_samples=args.n_samples)
-        model = MLPConfig(hidden=hidden, activation=args.activation, bias_init=args.bias_init)
+        data = _issue11_data(args)
+        model = MLPConfig(
+            hidden=hidden,
+            activation=args.activation,
+            bias_init=args.bias_init,
+            loss=args.loss,
+            use_bias=not args.no_bias,
+        )
         train = TrainConfig(
             steps=args.steps,
             optimizer=args.optimizer,
@@ -495,18 +629,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             batch_size=args.batch_size,
             target_loss=args.target_loss,
         )
-    except (TypeError, ValueError, ImportError) as err:
+        if args.target_fraction is not None:
+            train = dataclasses.replace(train, target_fraction=args.target_fraction)
+    except (TypeError, ValueError, ImportError, OSError) as err:
         parser.error(as_option(str(err)))
     # The initializers on the model's real shapes (kernels (in, out), biases (out,)).
     widths = (data.n_features, *hidden, data.n_classes)
     kernels = list(itertools.pairwise(widths))
     for spec in specs:
-        problem = probe_init("--inits", spec, kernels)
+        problem = probe_compare_spec(spec, kernels)
         if problem:
             parser.error(problem)
-    problem = probe_init("--bias-init", args.bias_init, [(w,) for w in widths[1:]])
-    if problem:
-        parser.error(problem)
+    if not args.no_bias:
+        problem = probe_init("--bias-init", args.bias_init, [(w,) for w in widths[1:]])
+        if problem:
+            parser.error(problem)
 
     try:
         out, note = check_out(args.out or DEFAULT_OUT, args.force, args.out is None)
@@ -537,6 +674,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             train=train,
             seeds=args.seeds,
             progress=progress,
+            learning_rates=args.lr_sweep,
+            select=args.select,
         )
     except (TypeError, ValueError) as err:
         return _error(str(err))

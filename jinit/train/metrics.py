@@ -6,6 +6,9 @@ Definitions (shared with jinit's diagnostics):
   units of the post-activation output of hidden layer ``l`` on the training batch;
 - *gradient norm of layer l*: the L2 (Frobenius) norm of d(loss)/d(kernel_l) on the
   training batch;
+- *back-propagated gradient std of hidden layer l*: the standard deviation over all batch
+  elements and units of d(loss)/d(pre-activation of hidden layer l) on the training batch
+  (Glorot & Bengio 2010; the loss is the batch mean, so its scale is 1/batch size);
 - *diverged*: the training loss became non-finite at some step.
 
 Non-finite numbers become ``None`` (JSON ``null``). Means and sample standard deviations
@@ -102,6 +105,10 @@ def summarize_runs(
     activation_std: np.ndarray,
     grad_norm: np.ndarray,
     target_loss: float,
+    *,
+    target_fraction: float | None = None,
+    backprop_grad_std: np.ndarray | None = None,
+    test_loss: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """The ``runs`` entry of ``results.json`` for one initializer.
 
@@ -114,6 +121,10 @@ def summarize_runs(
         activation_std: ``(seeds, hidden layers)`` at initialization.
         grad_norm: ``(seeds, layers)`` at initialization.
         target_loss: loss threshold of ``steps_to_target``.
+        target_fraction: if set, each seed's threshold is this fraction of its own loss at
+            step 0 instead (``target_loss`` is then unused).
+        backprop_grad_std: ``(seeds, hidden layers)`` at initialization, if computed.
+        test_loss: ``(seeds,)`` final test loss, if computed.
 
     Returns:
         A JSON-ready dict (see DESIGN.md §5).
@@ -129,6 +140,18 @@ def summarize_runs(
         ]
 
     mean_curve, std_curve = curve_mean_std(curves)
+    if target_fraction is None:
+        steps = [steps_to_target(c, target_loss) for c in curves]
+    else:
+        steps = [
+            steps_to_target(c, target_fraction * c[0]) if np.isfinite(c[0]) else None
+            for c in curves
+        ]
+    extra: dict[str, Any] = {}
+    if test_loss is not None:
+        extra["test_loss"] = mean_std(per_seed(test_loss))
+    if backprop_grad_std is not None:
+        extra["backprop_grad_std_at_init"] = to_floats(np.mean(backprop_grad_std, axis=0))
     return {
         "init": label,
         "loss_curve": to_floats(mean_curve),
@@ -137,9 +160,10 @@ def summarize_runs(
         "final_train_loss": mean_std(per_seed(curves[:, -1])),
         "train_accuracy": mean_std(per_seed(train_accuracy)),
         "test_accuracy": mean_std(per_seed(test_accuracy)),
-        "steps_to_target": [steps_to_target(c, target_loss) for c in curves],
+        "steps_to_target": steps,
         "diverged": any(diverged),
         "diverged_per_seed": diverged,
         "activation_std_at_init": to_floats(np.mean(activation_std, axis=0)),
         "grad_norm_at_init": to_floats(np.mean(grad_norm, axis=0)),
+        **extra,
     }

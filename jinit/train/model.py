@@ -27,6 +27,23 @@ ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
 InitSpec = str | Mapping[str, Any] | Callable[..., jax.Array]
 """Anything :func:`jinit.get` accepts: a name, a dict spec or an initializer."""
 
+LOSSES: tuple[str, ...] = ("softmax", "sigmoid", "mse")
+"""Output heads and their losses: ``"softmax"`` (one logit per class, cross-entropy),
+``"sigmoid"`` (one logit, binary cross-entropy on 0/1 labels) and ``"mse"`` (linear
+outputs, mean squared error against regression targets or one-hot labels)."""
+
+
+def _is_layer_list(spec: Any) -> bool:
+    return isinstance(spec, Sequence) and not isinstance(spec, str)
+
+
+def _check_use_bias(use_bias: Any) -> bool:
+    if not isinstance(use_bias, bool):
+        raise TypeError(
+            f"`use_bias` must be a bool; got {use_bias!r} of type {type(use_bias).__name__}."
+        )
+    return use_bias
+
 
 def _check_activation(activation: str) -> None:
     check_str("activation", activation, tuple(ACTIVATIONS))
@@ -54,6 +71,8 @@ class MLPConfig:
         hidden: widths of the hidden layers, e.g. ``(10, 5)``; ``()`` is logistic regression.
         activation: hidden nonlinearity, one of :data:`ACTIVATIONS`.
         bias_init: bias initializer, anything :func:`jinit.get` accepts.
+        loss: the output head, one of :data:`LOSSES` (default ``"softmax"``).
+        use_bias: whether the layers have biases (default True).
 
     Raises:
         TypeError: if ``hidden`` is not a sequence of ints (NumPy integers are accepted)
@@ -70,10 +89,14 @@ class MLPConfig:
     hidden: tuple[int, ...] = (32,) * 10
     activation: str = "relu"
     bias_init: InitSpec = "zeros"
+    loss: str = "softmax"
+    use_bias: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "hidden", _check_hidden(self.hidden))
         _check_activation(self.activation)
+        check_str("loss", self.loss, LOSSES)
+        _check_use_bias(self.use_bias)
 
     @classmethod
     def deep(cls, depth: int, width: int, **kwargs: Any) -> MLPConfig:
@@ -87,16 +110,19 @@ class MLP(nnx.Module):
 
     Every kernel (hidden and output) is drawn from ``kernel_init`` and every bias from
     ``bias_init``; both are resolved with :func:`jinit.get`, so names such as
-    ``"he_normal"`` or ``"torch.linear_default"`` and dict specs work.
+    ``"he_normal"`` or ``"torch.linear_default"`` and dict specs work. A list or tuple of
+    specs, one per layer (input to output), gives every layer its own initializer.
 
     Args:
         in_features: input width.
         hidden: hidden-layer widths.
         out_features: output width (number of classes for the trainer).
         activation: one of :data:`ACTIVATIONS`.
-        kernel_init: kernel initializer spec.
+        kernel_init: kernel initializer spec, or a sequence of specs, one per layer.
         bias_init: bias initializer spec.
-        rngs: Flax random streams; kernels and biases use ``rngs.params()``.
+        use_bias: whether the layers have biases.
+        rngs: Flax random streams; kernels and biases use ``rngs.params()``, layer by
+            layer from the input (kernel, then bias).
 
     Examples:
         >>> model = MLP(2, (8, 8), 3, kernel_init="he_normal", rngs=nnx.Rngs(0))
@@ -105,6 +131,10 @@ class MLP(nnx.Module):
         >>> logits, hidden = model.forward_with_activations(jnp.ones((5, 2)))
         >>> [h.shape for h in hidden]
         [(5, 8), (5, 8)]
+        >>> per_layer = MLP(2, (8,), 1, kernel_init=["he_normal", "zeros"], use_bias=False,
+        ...                 rngs=nnx.Rngs(0))
+        >>> bool((per_layer.kernels()[1] == 0).all()), per_layer.layers[0].bias is None
+        (True, True)
     """
 
     def __init__(
@@ -116,28 +146,51 @@ class MLP(nnx.Module):
         activation: str = "relu",
         kernel_init: InitSpec = "lecun_normal",
         bias_init: InitSpec = "zeros",
+        use_bias: bool = True,
         rngs: nnx.Rngs,
     ) -> None:
         import jinit  # late import: jinit's package may import this module's siblings lazily
 
         _check_activation(activation)
+        _check_use_bias(use_bias)
         widths = (in_features, *_check_hidden(hidden), out_features)
-        kernel = jinit.get(kernel_init)
+        n_layers = len(widths) - 1
+        if _is_layer_list(kernel_init):
+            if len(kernel_init) != n_layers:
+                raise ValueError(
+                    f"`kernel_init` as a per-layer list needs one spec per layer ({n_layers}: "
+                    f"{n_layers - 1} hidden + the output layer); got {len(kernel_init)}: "
+                    f"{list(kernel_init)!r}."
+                )
+            kernels = [jinit.get(spec) for spec in kernel_init]
+        else:
+            kernels = [jinit.get(kernel_init)] * n_layers
         bias = jinit.get(bias_init)
         self.layers = nnx.List(
             [
-                nnx.Linear(n_in, n_out, kernel_init=kernel, bias_init=bias, rngs=rngs)
-                for n_in, n_out in itertools.pairwise(widths)
+                nnx.Linear(
+                    n_in, n_out, kernel_init=kernel, bias_init=bias, use_bias=use_bias, rngs=rngs
+                )
+                for (n_in, n_out), kernel in zip(itertools.pairwise(widths), kernels, strict=True)
             ]
         )
         self.activation = activation
 
-    def forward_with_activations(self, x: jax.Array) -> tuple[jax.Array, list[jax.Array]]:
-        """Returns the logits and the post-activation output of every hidden layer."""
+    def forward_with_activations(
+        self, x: jax.Array, shifts: Sequence[jax.Array] | None = None
+    ) -> tuple[jax.Array, list[jax.Array]]:
+        """Returns the logits and the post-activation output of every hidden layer.
+
+        ``shifts`` (one array per hidden layer, shaped like its pre-activation) are added
+        to the pre-activations; the gradient of a loss with respect to zero shifts is the
+        gradient with respect to the pre-activations (Glorot & Bengio's back-propagated
+        gradients).
+        """
         act = ACTIVATIONS[self.activation]
         hidden = []
-        for layer in self.layers[:-1]:
-            x = act(layer(x))
+        for i, layer in enumerate(self.layers[:-1]):
+            pre = layer(x)
+            x = act(pre if shifts is None else pre + shifts[i])
             hidden.append(x)
         return self.layers[-1](x), hidden
 

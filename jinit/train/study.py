@@ -1,8 +1,17 @@
-"""``compare``: train one MLP architecture under several initializers and seeds."""
+"""``compare``: train one MLP architecture under several initializers and seeds.
+
+An initializer spec is anything :func:`jinit.get` accepts, a list of such specs (one per
+layer, input to output: "per-layer initializers"), or a *data-dependent* spec applied to
+the built network before training: ``"lsuv"`` (Mishkin & Matas 2016: orthogonal
+pre-init, then each layer's kernel rescaled to unit output variance on the training
+batch) or ``{"name": "lsuv", "init": spec, "tol": 0.1, "max_iters": 10}`` (LSUV on top
+of ``init`` instead of the orthogonal pre-init).
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import sys
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -15,10 +24,10 @@ import numpy as np
 from flax import nnx
 
 from jinit.train import loop, metrics
-from jinit.train._checks import check_int, is_int
+from jinit.train._checks import check_int, check_real, check_str, is_int
 from jinit.train.datasets import Dataset, load_dataset
 from jinit.train.loop import TrainConfig
-from jinit.train.model import MLP, InitSpec, MLPConfig
+from jinit.train.model import MLP, InitSpec, MLPConfig, _is_layer_list
 
 DEFAULT_INITS: tuple[str, ...] = (
     "zeros",
@@ -32,11 +41,84 @@ DEFAULT_INITS: tuple[str, ...] = (
 """The default study's initializers (``"normal"`` is jax's N(0, 0.01^2))."""
 
 _N_PROBE = 256  # training examples whose activations at init are kept for histograms
+_LSUV_BATCH = 2048  # at most this many training examples are LSUV's batch
+SELECT: tuple[str, ...] = ("final_loss", "steps_to_target")
+"""How a learning-rate sweep picks each initializer's rate: lowest mean final training
+loss, or fewest mean steps to the target (seeds that never reach it count as worse)."""
+_LSUV_KEYS = ("name", "init", "tol", "max_iters")
+
+
+def _is_lsuv(spec: Any) -> bool:
+    if isinstance(spec, str):
+        return spec.strip().lower() == "lsuv"
+    return isinstance(spec, Mapping) and str(spec.get("name", "")).lower() == "lsuv"
+
+
+def check_init_spec(spec: Any) -> Any:
+    """Validates one ``compare`` initializer spec; returns it (``"a+b+c"`` -> per-layer list).
+
+    Accepts what :func:`jinit.get` accepts, ``"lsuv"`` or an LSUV dict, and a per-layer
+    list/tuple of specs; in text (the CLI) ``"he_normal+he_normal+zeros"`` is a per-layer
+    list.
+
+    Raises:
+        ValueError: for an unknown name (listing close names), a bad LSUV option or an
+            empty per-layer list.
+        TypeError: for a spec of the wrong kind.
+
+    Examples:
+        >>> check_init_spec("he_normal+zeros")
+        ['he_normal', 'zeros']
+        >>> check_init_spec("lsuv")
+        'lsuv'
+    """
+    import jinit
+
+    if isinstance(spec, str) and "+" in spec:
+        spec = [part.strip() for part in spec.split("+")]
+    if _is_lsuv(spec):
+        if isinstance(spec, Mapping):
+            unknown = sorted(set(spec) - set(_LSUV_KEYS))
+            if unknown:
+                raise ValueError(
+                    f"an 'lsuv' init spec takes the keys {', '.join(_LSUV_KEYS)}; got {unknown}."
+                )
+            if spec.get("init") is not None:
+                check_init_spec(spec["init"])
+            _lsuv_options(spec)
+        return spec
+    if _is_layer_list(spec):
+        if not spec:
+            raise ValueError("a per-layer init list must name at least one initializer.")
+        for part in spec:
+            if _is_layer_list(part) or _is_lsuv(part):
+                raise ValueError(
+                    f"a per-layer init list holds plain initializers; got {part!r} in {spec!r}."
+                )
+            jinit.get(part)
+        return list(spec)
+    jinit.get(spec)  # raises ValueError listing close names for an unknown one
+    return spec
+
+
+def _lsuv_options(spec: Any) -> dict[str, Any]:
+    options = dict(spec) if isinstance(spec, Mapping) else {}
+    out = {"tol": options.get("tol", 0.1), "max_iters": options.get("max_iters", 10)}
+    tol = out["tol"]
+    if isinstance(tol, bool) or not isinstance(tol, int | float) or not 0 < tol < 1:
+        raise ValueError(f"the 'lsuv' option `tol` must be a number in (0, 1); got {tol!r}.")
+    if not is_int(out["max_iters"]) or out["max_iters"] < 0:
+        raise ValueError(
+            f"the 'lsuv' option `max_iters` must be an int >= 0; got {out['max_iters']!r}."
+        )
+    return out
 
 
 def _label(spec: InitSpec) -> str:
     if isinstance(spec, str):
         return spec
+    if _is_layer_list(spec):
+        return "+".join(_label(part) for part in spec)
     if isinstance(spec, Mapping):
         args = ", ".join(f"{k}={v!r}" for k, v in spec.items() if k != "name")
         return f"{spec.get('name', '?')}({args})"
@@ -60,11 +142,81 @@ def _resolve_inits(inits: Sequence[InitSpec] | Mapping[str, InitSpec]) -> dict[s
             labelled[label] = spec
     if not labelled:
         raise ValueError("`inits` must name at least one initializer; got none.")
+    return {label: check_init_spec(spec) for label, spec in labelled.items()}
+
+
+def _as_dataset(dataset: Any) -> Dataset:
+    if isinstance(dataset, Dataset):
+        return dataset
+    if isinstance(dataset, str):
+        return load_dataset(dataset)
+    if isinstance(dataset, tuple) and len(dataset) == 2:
+        return Dataset.from_arrays(*dataset)
+    raise TypeError(
+        f"`dataset` must be a dataset name or a Dataset; got {dataset!r}. "
+        "An (x, y) pair of arrays also works."
+    )
+
+
+def _build(
+    spec: Any, data: Dataset, model: MLPConfig, param_key: jax.Array
+) -> tuple[nnx.GraphDef, nnx.State, dict[str, Any] | None]:
+    """One network of the study; data-dependent specs are applied here, on the host."""
     import jinit
 
-    for spec in labelled.values():
-        jinit.get(spec)  # raises ValueError listing close names for an unknown one
-    return labelled
+    if model.loss == "sigmoid":
+        n_out = 1
+    elif model.loss == "mse" and data.n_classes == 0:
+        n_out = data.n_targets
+    else:
+        n_out = data.n_classes
+    lsuv = _is_lsuv(spec)
+    if lsuv:
+        base = spec.get("init") if isinstance(spec, Mapping) else None
+        kernel_init = "orthogonal" if base is None else base
+    else:
+        kernel_init = spec
+    net = MLP(
+        data.n_features,
+        model.hidden,
+        n_out,
+        activation=model.activation,
+        kernel_init=kernel_init,
+        bias_init=model.bias_init,
+        use_bias=model.use_bias,
+        rngs=nnx.Rngs(params=param_key),
+    )
+    info = None
+    if lsuv:
+        options = _lsuv_options(spec)
+        report = jinit.lsuv(
+            net,
+            jnp.asarray(data.x_train[:_LSUV_BATCH]),
+            tol=options["tol"],
+            max_iters=int(options["max_iters"]),
+            orthogonal_preinit=base is None,
+            key=jax.random.fold_in(param_key, 1),  # explicit: the seed's own key
+        )
+        info = {"converged": report.converged, "variances": [r.variance for r in report]}
+    graphdef, state = nnx.split(net)
+    return graphdef, state, info
+
+
+def _select_rate(summaries: list[dict[str, Any]], select: str) -> int:
+    """Index of the best learning rate's summary (see :data:`SELECT`)."""
+
+    def key(i: int) -> tuple:
+        run = summaries[i]
+        final = run["final_train_loss"]["mean"]
+        final = math.inf if final is None else final
+        if select == "final_loss":
+            return (run["diverged"], final, i)
+        reached = [s for s in run["steps_to_target"] if s is not None]
+        missing = len(run["steps_to_target"]) - len(reached)
+        steps = sum(reached) / len(reached) if reached else math.inf
+        return (run["diverged"], missing, steps, final, i)
+
+    return min(range(len(summaries)), key=key)
 
 
 def _seed_list(seeds: int | Sequence[int]) -> list[int]:
@@ -91,6 +243,8 @@ class Study:
         activations: ``{init: [per hidden layer (probe examples, width)]}`` at
             initialization, first seed.
         seconds: wall time of the compiled program (compile included).
+        backprop_grads: ``{init: [per hidden layer (probe examples, width)]}``:
+            d(loss)/d(pre-activation) at initialization, first seed.
     """
 
     config: dict[str, Any]
@@ -98,6 +252,7 @@ class Study:
     curves: dict[str, np.ndarray]
     activations: dict[str, list[np.ndarray]]
     seconds: float
+    backprop_grads: dict[str, list[np.ndarray]] = dataclasses.field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """The content of ``results.json``: ``{"config": ..., "runs": [...]}``."""
@@ -136,6 +291,8 @@ def compare(
     train: TrainConfig | None = None,
     seeds: int | Sequence[int] = 3,
     progress: bool = False,
+    learning_rates: Sequence[float] | None = None,
+    select: str = "final_loss",
 ) -> Study:
     """Trains ``model`` from every initializer in ``inits`` with every seed, in one program.
 
@@ -144,16 +301,23 @@ def compare(
     same parameter key, so differences come from the initializers, not the draws.
 
     Args:
-        inits: initializer specs accepted by :func:`jinit.get`, or a mapping
+        inits: initializer specs accepted by :func:`jinit.get`, per-layer lists of them,
+            or data-dependent specs (``"lsuv"``; see the module docstring), or a mapping
             ``{label: spec}``; default :data:`DEFAULT_INITS`.
-        dataset: a name from :data:`~jinit.train.DATASETS` (default settings) or a
-            :class:`~jinit.train.Dataset`.
+        dataset: a name from :data:`~jinit.train.DATASETS` (default settings), a
+            :class:`~jinit.train.Dataset`, or an ``(x, y)`` pair of arrays (see
+            :meth:`~jinit.train.Dataset.from_arrays`).
         model: the architecture; default ``MLPConfig()`` (10 hidden ReLU layers of 32).
         train: the optimization; default ``TrainConfig()`` (300 full-batch steps of SGD
             with momentum 0.9, learning rate 0.01).
         seeds: number of seeds (``0..seeds-1``) or an explicit list of distinct ints
             (NumPy integers are accepted).
         progress: show a tqdm progress bar on stderr.
+        learning_rates: a learning-rate sweep: every (init, seed) is trained with every
+            rate (in the same compiled program) and each initializer reports the rate
+            chosen by ``select`` (its ``learning_rate``) and an ``lr_sweep`` table;
+            ``train.learning_rate`` is then unused.
+        select: one of :data:`SELECT`.
 
     Returns:
         A :class:`Study`.
@@ -176,35 +340,54 @@ def compare(
         raise TypeError(f"`train` must be a TrainConfig; got {train!r}.")
     labelled = _resolve_inits(inits)
     seed_list = _seed_list(seeds)
-    if not isinstance(dataset, str | Dataset):
-        raise TypeError(f"`dataset` must be a dataset name or a Dataset; got {dataset!r}.")
-    data = dataset if isinstance(dataset, Dataset) else load_dataset(dataset)
+    data = _as_dataset(dataset)
+    rates = _check_rates(learning_rates)
+    check_str("select", select, SELECT)
+    if model.loss == "softmax" and data.n_classes == 0:
+        raise ValueError(
+            "loss 'softmax' needs class labels; this dataset has float regression targets "
+            "(use loss='mse')."
+        )
+    if model.loss == "sigmoid" and data.n_classes != 2:
+        raise ValueError(
+            f"loss 'sigmoid' needs binary 0/1 labels; this dataset has "
+            f"{data.n_classes or 'no'} classes (use 'softmax' or 'mse')."
+        )
 
     seed_keys = [jax.random.split(jax.random.key(seed)) for seed in seed_list]
     graphdef = None
     states = []
-    for spec in labelled.values():
+    lsuv_info: dict[str, list[Any]] = {}
+    for label, spec in labelled.items():
         for param_key, _ in seed_keys:
-            net = MLP(
-                data.n_features,
-                model.hidden,
-                data.n_classes,
-                activation=model.activation,
-                kernel_init=spec,
-                bias_init=model.bias_init,
-                rngs=nnx.Rngs(params=param_key),
-            )
-            graphdef, state = nnx.split(net)
+            graphdef, state, info = _build(spec, data, model, param_key)
             states.append(state)
+            if info is not None:
+                lsuv_info.setdefault(label, []).append(info)
+    n_rates = 1 if rates is None else len(rates)
+    if n_rates > 1:  # runs ordered (init, rate, seed)
+        per_init = len(seed_keys)
+        states = [
+            state
+            for i in range(len(labelled))
+            for _ in range(n_rates)
+            for state in states[i * per_init : (i + 1) * per_init]
+        ]
     params = jax.tree.map(lambda *leaves: jnp.stack(leaves), *states)
-    keys = jnp.stack([batch_key for _, batch_key in seed_keys] * len(labelled))
+    keys = jnp.stack([batch_key for _, batch_key in seed_keys] * (len(labelled) * n_rates))
+    if rates is None:
+        lr_arg = jnp.asarray(train.learning_rate, jnp.float32)
+    else:
+        lr_arg = jnp.asarray(
+            [r for _ in labelled for r in rates for _ in seed_keys], dtype=jnp.float32
+        )
 
     start = time.perf_counter()
     with _progress_bar(train.steps, progress) as hook, loop.progress_hook(hook):
         out = loop.train_runs(
             params,
             keys,
-            jnp.asarray(train.learning_rate, jnp.float32),
+            lr_arg,
             jnp.asarray(data.x_train),
             jnp.asarray(data.y_train),
             jnp.asarray(data.x_test),
@@ -214,18 +397,19 @@ def compare(
             steps=train.steps,
             batch_size=train.batch_size,
             n_probe=min(_N_PROBE, len(data.y_train)),
+            loss=model.loss,
         )
         out = jax.tree.map(np.asarray, jax.block_until_ready(out))
     seconds = time.perf_counter() - start
 
     n_seeds = len(seed_list)
-    runs, curves, activations = [], {}, {}
+    runs, curves, activations, backprop = [], {}, {}, {}
     for i, label in enumerate(labelled):
-        rows = slice(i * n_seeds, (i + 1) * n_seeds)
-        curves[label] = out["loss_curve"][rows]
-        activations[label] = [a[i * n_seeds] for a in out["activations"]]
-        runs.append(
-            metrics.summarize_runs(
+        summaries = []
+        for j in range(n_rates):
+            start_row = (i * n_rates + j) * n_seeds
+            rows = slice(start_row, start_row + n_seeds)
+            summary = metrics.summarize_runs(
                 label,
                 curves=out["loss_curve"][rows],
                 train_accuracy=out["train_accuracy"][rows],
@@ -233,8 +417,30 @@ def compare(
                 activation_std=out["activation_std"][rows],
                 grad_norm=out["grad_norm"][rows],
                 target_loss=train.target_loss,
+                target_fraction=train.target_fraction,
+                backprop_grad_std=out["backprop_grad_std"][rows],
+                test_loss=out["test_loss"][rows],
             )
-        )
+            summaries.append((summary, rows))
+        best = 0 if rates is None else _select_rate([s for s, _ in summaries], select)
+        summary, rows = summaries[best]
+        if rates is not None:
+            summary["learning_rate"] = rates[best]
+            summary["lr_sweep"] = [
+                {
+                    "learning_rate": rate,
+                    "final_train_loss": s["final_train_loss"]["mean"],
+                    "steps_to_target": s["steps_to_target"],
+                    "diverged": s["diverged"],
+                }
+                for rate, (s, _) in zip(rates, summaries, strict=True)
+            ]
+        if label in lsuv_info:
+            summary["lsuv"] = lsuv_info[label]
+        curves[label] = out["loss_curve"][rows]
+        activations[label] = [a[rows.start] for a in out["activations"]]
+        backprop[label] = [g[rows.start] for g in out["backprop_grads"]]
+        runs.append(summary)
     config = {
         "dataset": data.name,
         "n_train": len(data.y_train),
@@ -251,10 +457,29 @@ def compare(
         "learning_rate": train.learning_rate,
         "batch_size": train.batch_size,
         "target_loss": train.target_loss,
+        "target_fraction": train.target_fraction,
+        "loss": model.loss,
+        "use_bias": model.use_bias,
         "backend": jax.default_backend(),
         "jax_version": jax.__version__,
     }
-    return Study(config, runs, curves, activations, seconds)
+    if rates is not None:
+        config["learning_rates"] = rates
+        config["select"] = select
+    return Study(config, runs, curves, activations, seconds, backprop)
+
+
+def _check_rates(rates: Any) -> list[float] | None:
+    if rates is None:
+        return None
+    if isinstance(rates, str) or not isinstance(rates, Sequence) or not rates:
+        raise TypeError(
+            f"`learning_rates` must be a non-empty sequence of numbers > 0; got {rates!r}."
+        )
+    checked = [check_real("learning_rates", r, positive=True) for r in rates]
+    if len(set(checked)) != len(checked):
+        raise ValueError(f"`learning_rates` must be distinct; got {list(rates)!r}.")
+    return checked
 
 
 class _progress_bar:
