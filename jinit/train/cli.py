@@ -423,13 +423,14 @@ def probe_compare_spec(spec: InitSpec, kernels: Sequence[tuple[int, ...]]) -> st
         inner = spec.get("init") if isinstance(spec, Mapping) else None
         return None if inner is None else probe_compare_spec(inner, kernels)
     if _is_layer_list(spec):
-        if len(spec) != len(kernels):
+        layers: list[InitSpec] = list(spec)  # type: ignore[arg-type]
+        if len(layers) != len(kernels):
             return (
                 f"argument --inits: a per-layer spec needs one initializer per layer "
-                f"({len(kernels)}: the hidden layers and the output layer); got {len(spec)}: "
-                f"{'+'.join(map(_label, spec))}"
+                f"({len(kernels)}: the hidden layers and the output layer); got {len(layers)}: "
+                f"{'+'.join(map(_label, layers))}"
             )
-        for part, shape in zip(spec, kernels, strict=True):
+        for part, shape in zip(layers, kernels, strict=True):
             problem = probe_init("--inits", part, [shape])
             if problem:
                 return problem
