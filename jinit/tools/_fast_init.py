@@ -40,8 +40,10 @@ def fast_init(fn: Callable[..., Any], *, chunk_bytes: int = 64 * 2**20) -> Calla
 
     ``fn`` may also be an ``nnx.Module`` class or any function that returns an nnx Module
     (its arguments may hold ``nnx.Rngs``): the wrapper then returns the Module, with the
-    same state as the plain constructor, and advances the ``Rngs`` passed in as the plain
-    constructor does.
+    same state as the constructor run under ``jax.jit``, and advances the ``Rngs`` passed
+    in as the constructor does. (Run eagerly, the constructor may differ from its own
+    ``jax.jit`` in the last bit: jax's ``normal * stddev`` is rounded twice eagerly and
+    folded into one constant under jit; ``nnx.Embed``'s default is such a draw.)
 
     Args:
       fn: a function returning a pytree of arrays (a linen ``model.init``, a function that

@@ -76,6 +76,7 @@ CHAIN_PRIMITIVES = frozenset(
         "transpose",
     }
 )
+CHAIN_VARS = False
 _CALL_PRIMITIVES = frozenset({"pjit", "jit", "closed_call", "core_call"})
 # Constant sub-expressions larger than this are not hashed by value.
 _MAX_CONST_ELEMENTS = 64
@@ -87,6 +88,9 @@ class Options:
 
     chunk_bytes: int = 64 * 2**20
     method: str = "map"  # "map" (lax.map), "vmap"
+    # Carry each draw's elementwise follow-ups into its group's body. On for jitted
+    # functions: XLA then folds the constants as in plain jit.
+    chain: bool = True
     min_group: int = 2
 
 
@@ -258,7 +262,7 @@ def _const_keys(jaxpr: Any) -> dict[Any, Any]:
     return keys
 
 
-def plan(jaxpr: Any) -> _Plan:
+def plan(jaxpr: Any, chain: bool = True) -> _Plan:
     """Assigns stages, builds members (draw + follow-ups) and groups them."""
     consumers: dict[Any, list[Any]] = {}
     for eqn in jaxpr.eqns:
@@ -306,7 +310,7 @@ def plan(jaxpr: Any) -> _Plan:
         key += [slot_key(v, is_prim) for v in eqn.invars]
         chain = [eqn]
         cur = eqn.outvars[0] if len(eqn.outvars) == 1 else None
-        while cur is not None and cur not in outvars and len(consumers.get(cur, ())) == 1:
+        while chain and cur is not None and cur not in outvars and len(consumers.get(cur, ())) == 1:
             nxt = consumers[cur][0]
             if (
                 nxt.primitive.name not in CHAIN_PRIMITIVES
@@ -317,7 +321,8 @@ def plan(jaxpr: Any) -> _Plan:
                 break
             others = [v for v in nxt.invars if v is not cur]
             ok = all(
-                isinstance(v, jcore.Literal) or v in ckeys or stage.get(v, 0) < s for v in others
+                isinstance(v, jcore.Literal) or v in ckeys or (CHAIN_VARS and stage.get(v, 0) < s)
+                for v in others
             )
             if not ok:
                 break
@@ -345,7 +350,7 @@ def evaluate(closed: jcore.ClosedJaxpr, args: Sequence[Any], options: Options) -
     jaxpr = closed.jaxpr
     used = [True] * len(jaxpr.outvars)
     jaxpr, _ = pe.dce_jaxpr(jaxpr, used, instantiate=True)
-    p = plan(jaxpr)
+    p = plan(jaxpr, options.chain)
     ctx = _Context(options)
     ctx.max_chunk = max(
         (len(c) for gs in p.groups.values() for g in gs for c in _chunks(g, options.chunk_bytes)),
