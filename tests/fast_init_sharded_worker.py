@@ -31,6 +31,9 @@ class Block(nn.Module):
         part = lambda *names: nn.with_partitioning(self.kernel_init, names)
         h = nn.Dense(4 * self.d, kernel_init=part("data", "model"))(nn.LayerNorm()(x))
         h = nn.Dense(self.d, kernel_init=part("model", "data"))(nn.gelu(h))
+        # Two kernels of one shape with transposed shardings: grouped apart.
+        h = nn.Dense(self.d, kernel_init=part("data", "model"))(h)
+        h = nn.Dense(self.d, kernel_init=part("model", "data"))(h)
         return x + h
 
 

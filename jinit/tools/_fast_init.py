@@ -61,8 +61,8 @@ def fast_init(fn: Callable[..., Any], *, chunk_bytes: int = 64 * 2**20) -> Calla
 
     Examples:
       >>> import jax, jax.numpy as jnp, flax.linen as nn, jinit
-      >>> model = nn.Sequential([nn.Dense(64), nn.relu, nn.Dense(64), nn.relu, nn.Dense(1)])
-      >>> x = jnp.ones((1, 64))
+      >>> model = nn.Sequential([nn.Dense(16), nn.relu, nn.Dense(16), nn.relu, nn.Dense(1)])
+      >>> x = jnp.ones((1, 16))
       >>> params = jinit.fast_init(model.init)(jax.random.key(0), x)
       >>> ref = jax.jit(model.init)(jax.random.key(0), x)
       >>> all(jax.tree.leaves(jax.tree.map(lambda a, b: bool((a == b).all()), params, ref)))
@@ -88,6 +88,28 @@ def fast_init(fn: Callable[..., Any], *, chunk_bytes: int = 64 * 2**20) -> Calla
 
 def _is_array(x: Any) -> bool:
     return isinstance(x, (jax.Array, np.ndarray, np.generic)) or hasattr(x, "aval")
+
+
+def _annotations(tree: Any) -> list[Any]:
+    """The partitioning annotation of every leaf of ``tree`` (None where there is none):
+    ``nn.Partitioned`` / ``nn.LogicallyPartitioned`` names, nnx Variables' sharding."""
+    from flax import nnx
+    from flax.core import meta
+
+    def is_box(x: Any) -> bool:
+        return isinstance(x, (meta.AxisMetadata, nnx.Variable))
+
+    out: list[Any] = []
+    for node in jax.tree.leaves(tree, is_leaf=is_box):
+        n = len(jax.tree.leaves(node)) if is_box(node) else 1
+        ann: Any = None
+        if isinstance(node, meta.AxisMetadata):
+            ann = (type(node).__name__, getattr(node, "names", None))
+        elif isinstance(node, nnx.Variable):
+            md = node.get_metadata()
+            ann = md.get("out_sharding") or md.get("sharding_names") or md.get("sharding")
+        out += [ann] * n
+    return out
 
 
 def _is_nnx_class(fn: Any) -> bool:
@@ -152,11 +174,13 @@ class _FastInit:
             out = self._fn(*args, **kwargs)
             leaves, out_tree = jax.tree.flatten(out)
             cell.append(out_tree)
+            keys.append(_annotations(out))
             return leaves
 
         cell: list[Any] = []
+        keys: list[Any] = []
         closed = jax.make_jaxpr(flat_fn)(*dynamic)
-        outs = _rw.evaluate(closed, dynamic, self._options)
+        outs = _rw.evaluate(closed, dynamic, self._options, keys[-1])
         return jax.tree.unflatten(cell[-1], outs)
 
     # -------------------------------------------------------------------- nnx path
@@ -194,9 +218,11 @@ class _FastInit:
             out = (nnx.state((args, kwargs)), model_state)
             out_leaves, out_tree = jax.tree.flatten(out)
             cell.append(out_tree)
+            keys.append(_annotations(out))
             return out_leaves
 
         cell: list[Any] = []
+        keys: list[Any] = []
         closed = jax.make_jaxpr(flat_fn)(*leaves)
-        outs = _rw.evaluate(closed, leaves, self._options)
+        outs = _rw.evaluate(closed, leaves, self._options, keys[-1])
         return jax.tree.unflatten(cell[-1], outs)

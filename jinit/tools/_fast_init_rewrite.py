@@ -262,8 +262,18 @@ def _const_keys(jaxpr: Any) -> dict[Any, Any]:
     return keys
 
 
-def plan(jaxpr: Any, chain: bool = True) -> _Plan:
-    """Assigns stages, builds members (draw + follow-ups) and groups them."""
+def plan(jaxpr: Any, chain: bool = True, out_keys: Sequence[Any] | None = None) -> _Plan:
+    """Assigns stages, builds members (draw + follow-ups) and groups them.
+
+    ``out_keys`` (one per output of ``jaxpr``, e.g. its partitioning names) keeps draws
+    that end in outputs with different keys in different groups: a group's stack is then
+    sharded like every one of its members.
+    """
+    annotation = {}
+    if out_keys is not None:
+        for v, k in zip(jaxpr.outvars, out_keys, strict=True):
+            if isinstance(v, jcore.Var) and k is not None:
+                annotation[v] = _hashable(k)
     consumers: dict[Any, list[Any]] = {}
     for eqn in jaxpr.eqns:
         for v in eqn.invars:
@@ -332,6 +342,7 @@ def plan(jaxpr: Any, chain: bool = True) -> _Plan:
             absorbed.add(id(nxt))
             cur = nxt.outvars[0]
         member = _Member(chain, [cur] if cur is not None else list(eqn.outvars))
+        key.append(tuple(annotation.get(v) for v in member.outvars))
         groups.setdefault(s, {}).setdefault(tuple(key), []).append(member)
     return _Plan(
         jaxpr,
@@ -344,13 +355,18 @@ def plan(jaxpr: Any, chain: bool = True) -> _Plan:
 # ------------------------------------------------------------------------------ evaluation
 
 
-def evaluate(closed: jcore.ClosedJaxpr, args: Sequence[Any], options: Options) -> list[Any]:
-    """Evaluates ``closed`` on ``args`` with its random draws grouped."""
+def evaluate(
+    closed: jcore.ClosedJaxpr,
+    args: Sequence[Any],
+    options: Options,
+    out_keys: Sequence[Any] | None = None,
+) -> list[Any]:
+    """Evaluates ``closed`` on ``args`` with its random draws grouped (see :func:`plan`)."""
     closed = flatten(closed)
     jaxpr = closed.jaxpr
     used = [True] * len(jaxpr.outvars)
     jaxpr, _ = pe.dce_jaxpr(jaxpr, used, instantiate=True)
-    p = plan(jaxpr, options.chain)
+    p = plan(jaxpr, options.chain, out_keys)
     ctx = _Context(options)
     ctx.max_chunk = max(
         (len(c) for gs in p.groups.values() for g in gs for c in _chunks(g, options.chunk_bytes)),
