@@ -88,6 +88,9 @@ class Options:
 
     chunk_bytes: int = 64 * 2**20
     method: str = "map"  # "map" (lax.map), "vmap"
+    # Groups of small draws (keys: fold_in, split) are vmapped: one kernel over the stack
+    # instead of a loop of tiny kernels.
+    vmap_bytes: int = 256
     # Carry each draw's elementwise follow-ups into its group's body. On for jitted
     # functions: XLA then folds the constants as in plain jit.
     chain: bool = True
@@ -215,6 +218,22 @@ def flatten(closed: jcore.ClosedJaxpr) -> jcore.ClosedJaxpr:
     return jax.make_jaxpr(lambda *a: run(closed.jaxpr, closed.consts, *a))(*avals)
 
 
+def _bind_varying(eqn: Any, invals: Sequence[Any], zero: Any) -> list[Any]:
+    """Binds ``eqn`` with nested calls inlined and ``zero`` added to every ``iota``."""
+    if _is_call(eqn):
+        sub = eqn.params["jaxpr"]
+        env: dict[Any, Any] = dict(zip(sub.jaxpr.constvars, sub.consts, strict=True))
+        env.update(zip(sub.jaxpr.invars, invals, strict=True))
+        for e in sub.jaxpr.eqns:
+            ins = [v.val if isinstance(v, jcore.Literal) else env[v] for v in e.invars]
+            env.update(zip(e.outvars, _bind_varying(e, ins, zero), strict=True))
+        return [v.val if isinstance(v, jcore.Literal) else env[v] for v in sub.jaxpr.outvars]
+    outs = _bind(eqn, invals)
+    if eqn.primitive.name == "iota":
+        outs = [outs[0] + zero.astype(outs[0].dtype)]
+    return outs
+
+
 def _bind(eqn: Any, invals: Sequence[Any]) -> list[Any]:
     params = eqn.primitive.get_bind_params(eqn.params)
     with eqn.ctx.manager:
@@ -288,10 +307,16 @@ def plan(jaxpr: Any, chain: bool = True, out_keys: Sequence[Any] | None = None) 
     n_stages = 0
 
     def slot_key(v: Any, batchable: bool) -> Any:
-        """How an operand enters the group key: constants by value, variables by aval."""
+        """How an operand enters the group key: constants by value, variables by aval.
+
+        A stackable operand is keyed by dtype and shape only, whether it is a literal or
+        a variable (nnx's first ``fold_in(key, 0)`` has a literal, the next ones a count).
+        """
+        if batchable:
+            return ("stack", str(v.aval.dtype), tuple(v.aval.shape))
         if isinstance(v, jcore.Literal):
-            return ("stack", _aval_key(v.aval)) if batchable else _literal_key(v.val)
-        if v in ckeys and not batchable:
+            return _literal_key(v.val)
+        if v in ckeys:
             return ("const", ckeys[v])
         return ("var", _aval_key(v.aval))
 
@@ -414,6 +439,20 @@ class _Context:
         for v, x in zip(eqn.outvars, outs, strict=True):
             self.env[v] = x
 
+    def never(self, source: Any = None) -> Any:
+        """A predicate that is always false but that XLA cannot fold: ``x != x and x == x``
+        for a float ``x`` read from a run-time value."""
+        if self.runtime is not None and math.prod(self.runtime.shape):
+            source = self.runtime
+        if source is None:
+            return jnp.bool_(False)
+        x = source.reshape(-1)[0] if source.ndim else source
+        if jnp.issubdtype(x.dtype, jax.dtypes.prng_key):
+            x = jax.random.key_data(x).reshape(-1)[0]
+        f = x.real if jnp.iscomplexobj(x) else x
+        f = f.astype(jnp.float32)
+        return jnp.logical_and(f != f, f == f)
+
     def indices(self, source: Any) -> tuple[Any, ...]:
         """Row indices 0..max_chunk-1 as run-time scalars (one buffer each).
 
@@ -424,14 +463,7 @@ class _Context:
         cannot fold (``x != x and x == x`` for a float ``x`` read from ``source``).
         """
         if self._indices is None:
-            if self.runtime is not None and math.prod(self.runtime.shape):
-                source = self.runtime
-            x = source.reshape(-1)[0] if source.ndim else source
-            if jnp.issubdtype(x.dtype, jax.dtypes.prng_key):
-                x = jax.random.key_data(x).reshape(-1)[0]
-            f = x.real if jnp.iscomplexobj(x) else x
-            f = f.astype(jnp.float32)
-            never = jnp.logical_and(f != f, f == f)
+            never = self.never(source)
             n = self.max_chunk
             self._indices = jax.lax.cond(
                 never,
@@ -507,19 +539,36 @@ def _run_chunk(chunk: list[_Member], ctx: _Context) -> None:
             stacked_slots.append((i, j))
     stacked = [_stack([m.eqns[i].invars[j] for m in chunk], ctx) for i, j in stacked_slots]
 
-    def body(xs: Sequence[Any]) -> list[Any]:
+    def body(xs: Sequence[Any], zero: Any = None) -> list[Any]:
         vals = dict(shared)
         vals.update(zip(stacked_slots, xs, strict=True))
         cur: list[Any] = []
         for i, eqn in enumerate(first.eqns):
             ins = [vals[(i, j)] if (i, j) in vals else cur[0] for j in range(len(eqn.invars))]
-            cur = _bind(eqn, ins)
+            cur = _bind(eqn, ins) if zero is None else _bind_varying(eqn, ins, zero)
         return cur
 
-    if ctx.options.method == "vmap":
+    small = _member_bytes(first) <= ctx.options.vmap_bytes
+    if ctx.options.method == "vmap" or small:
         outs = jax.vmap(body)(stacked)
     else:
-        outs = jax.lax.map(body, stacked)
+
+        def step(xs_i: tuple[Sequence[Any], Any]) -> list[Any]:
+            xs, i = xs_i
+            # A zero XLA cannot prove (nor hoist): keeps the sampler's counters (iota)
+            # inside the loop body, computed in registers, as in plain jit. Hoisted, they
+            # become arrays read from memory every iteration (2x slower for jinit's).
+            zero = jax.lax.optimization_barrier(i) - i
+            # The cond keeps the draw out of the loop's in-place update: XLA:CPU runs a
+            # fused dynamic-update-slice on one thread, the draw alone on all cores.
+            return jax.lax.cond(
+                never,
+                lambda: [jnp.zeros(v.aval.shape, v.aval.dtype) for v in first.outvars],
+                lambda: body(xs, zero),
+            )
+
+        never = ctx.never()
+        outs = jax.lax.map(step, (stacked, jnp.arange(len(chunk), dtype=jnp.int32)))
     idx = ctx.indices(outs[0])
     for k, m in enumerate(chunk):
         for v, y in zip(m.outvars, outs, strict=True):
