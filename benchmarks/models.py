@@ -151,7 +151,7 @@ def _leaves(tree: Any) -> list[np.ndarray]:
     return out
 
 
-def _measure(fn: Callable[..., Any], args: tuple, repeats: int) -> tuple[dict, Any]:
+def _compile(fn: Callable[..., Any], args: tuple) -> tuple[dict, Any]:
     jax.clear_caches()
     gc.collect()
     t0 = time.perf_counter()
@@ -159,25 +159,32 @@ def _measure(fn: Callable[..., Any], args: tuple, repeats: int) -> tuple[dict, A
     t1 = time.perf_counter()
     compiled = lowered.compile()
     t2 = time.perf_counter()
-    out = jax.block_until_ready(compiled(*args))
-    runs = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        jax.block_until_ready(compiled(*args))
-        runs.append(time.perf_counter() - t)
     mem = compiled.memory_analysis()
     row = {
         "lower_s": t1 - t0,
         "compile_s": t2 - t1,
         "total_s": t2 - t0,
-        "run_s": statistics.median(runs),
         "temp_bytes": int(mem.temp_size_in_bytes),
         "output_bytes": int(mem.output_size_in_bytes),
         "peak_bytes": int(mem.temp_size_in_bytes + mem.output_size_in_bytes),
         "hlo_lines": len(compiled.as_text().splitlines()),
         "load_average": round(os.getloadavg()[0], 2),
     }
-    return row, out
+    return row, compiled
+
+
+def _time_runs(compiled: dict[str, Any], args: tuple, repeats: int) -> dict[str, float]:
+    """Median run time of each compiled program, the programs alternating in each round
+    so that background load hits them alike."""
+    times: dict[str, list[float]] = {name: [] for name in compiled}
+    for c in compiled.values():
+        jax.block_until_ready(c(*args))  # warm-up
+    for _ in range(repeats):
+        for name, c in compiled.items():
+            t = time.perf_counter()
+            jax.block_until_ready(c(*args))
+            times[name].append(time.perf_counter() - t)
+    return {name: statistics.median(ts) for name, ts in times.items()}
 
 
 def _nnx_state(cls: Callable[..., Any], depth: int) -> Callable[..., Any]:
@@ -228,21 +235,22 @@ def run(depths: list[int], repeats: int, log: Callable[[str], None]) -> list[dic
     rows = []
     for case in _cases(depths):
         row: dict[str, Any] = {"model": case["model"]}
+        compiled = {}
         for name in ("plain", "fast", "scan"):
-            if name not in case:
-                continue
-            row[name], out = _measure(case[name], case["args"], repeats)
-            if name == "plain":
-                ref = _leaves(out)
-            elif name == "fast":
-                got = _leaves(out)
-                row["bit_equal"] = len(got) == len(ref) and all(
-                    a.shape == b.shape and np.array_equal(a, b)
-                    for a, b in zip(got, ref, strict=False)
-                )
-                row["n_parameters"] = len(got)
-            del out
-            log(f"{case['model']}: {name} {json.dumps(row[name])}")
+            if name in case:
+                row[name], compiled[name] = _compile(case[name], case["args"])
+        ref = _leaves(compiled["plain"](*case["args"]))
+        got = _leaves(compiled["fast"](*case["args"]))
+        row["bit_equal"] = len(got) == len(ref) and all(
+            a.shape == b.shape and np.array_equal(a, b) for a, b in zip(got, ref, strict=False)
+        )
+        row["n_parameters"] = len(got)
+        del ref, got
+        for name, t in _time_runs(compiled, case["args"], repeats).items():
+            row[name]["run_s"] = t
+        for name in ("plain", "fast", "scan"):
+            if name in row:
+                log(f"{case['model']}: {name} {json.dumps(row[name])}")
         for name in ("fast", "scan"):
             if name in row:
                 row[f"{name}_vs_plain"] = {
@@ -251,6 +259,7 @@ def run(depths: list[int], repeats: int, log: Callable[[str], None]) -> list[dic
                     if row["plain"][k]
                 }
         rows.append(row)
+        del compiled
     return rows
 
 
@@ -299,7 +308,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="12 layers only (a smoke test)")
     parser.add_argument("--depths", default="12,24,48")
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--out", default=os.path.join(HERE, "results"))
     args = parser.parse_args(argv)
     depths = [2] if args.quick else [int(d) for d in args.depths.split(",")]
