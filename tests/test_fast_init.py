@@ -131,6 +131,19 @@ def test_static_python_arguments_and_jax_initializers():
         np.testing.assert_allclose(out[k], ref[k], rtol=0, atol=1e-6)
 
 
+def test_no_arguments_raw_keys_and_jinit_orthogonal():
+    def fn():  # four identical random_seed calls (computed once), four fold_ins
+        return [jax.random.normal(jax.random.fold_in(jax.random.key(0), i), (8,)) for i in range(4)]
+
+    assert_tree_equal(jinit.fast_init(fn)(), jax.jit(fn)())
+
+    def ortho(key):  # a raw uint32 key; jinit's orthogonal (QR after the draw)
+        return [jinit.orthogonal()(k, (8, 8)) for k in jax.random.split(key, 3)]
+
+    raw = jax.random.PRNGKey(0)
+    assert_tree_equal(jinit.fast_init(ortho)(raw), jax.jit(ortho)(raw))
+
+
 def test_compiles_once_per_input_shape():
     model = _mlp(2)
     fast = jinit.fast_init(model.init)
@@ -331,6 +344,7 @@ def sharded_report():
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_sharded_values_and_shardings_equal(sharded_report):
     assert sharded_report["devices"] == 8
     for case in sharded_report["cases"]:
@@ -338,6 +352,7 @@ def test_sharded_values_and_shardings_equal(sharded_report):
         assert case["shardings_equal"], case
 
 
+@pytest.mark.slow
 def test_sharded_temporaries_bounded(sharded_report):
     """Per device: no more than plain jit's temporaries plus one copy of the output.
 
