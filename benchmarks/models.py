@@ -1,0 +1,344 @@
+"""Whole-model init: ``jax.jit(jinit.fast_init(init))`` against ``jax.jit(init)``.
+
+``python benchmarks/models.py [--quick] [--out DIR] [--depths 12,24,48]`` measures, for
+each model, the time to trace and lower, the XLA compile time, the run time (median of
+repeated runs of the compiled program) and the program's memory (XLA's temporaries and
+outputs) of:
+
+* ``plain``: ``jax.jit(init)``;
+* ``fast``: ``jax.jit(jinit.fast_init(init))``;
+* ``scan`` (transformers): ``jax.jit(init)`` of the same model written with ``nn.scan``
+  over its layers, the manual alternative (it changes the parameter layout and the keys).
+
+Models: linen transformers of 12/24/48 layers (d=256, 4 heads, MLP 4d, vocabulary 1000)
+with Flax's default initializers and with jinit's (``jinit.lecun_normal``), the 24-layer
+one written in nnx, and a ResNet-50-shaped linen ResNet (bottleneck stages 3/4/6/3, with
+BatchNorm). Every fast result is checked bit for bit against the plain one. Results go to
+``<out>/models-<backend>-<YYYY-MM-DD>.{json,md}`` with a description of the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import gc
+import json
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+if __name__ == "__main__":  # run from a checkout without installing
+    sys.path.insert(0, os.path.dirname(HERE))
+
+import jinit  # noqa: E402
+
+D, HEADS, VOCAB = 256, 4, 1000
+
+# ----------------------------------------------------------------------------- models
+
+
+class Block(nn.Module):
+    kernel_init: Callable[..., Any] = nn.initializers.lecun_normal()
+
+    @nn.compact
+    def __call__(self, x):
+        h = nn.LayerNorm()(x)
+        h = nn.MultiHeadDotProductAttention(num_heads=HEADS, kernel_init=self.kernel_init)(h, h)
+        x = x + h
+        h = nn.Dense(4 * D, kernel_init=self.kernel_init)(nn.LayerNorm()(x))
+        return x + nn.Dense(D, kernel_init=self.kernel_init)(nn.gelu(h))
+
+
+class Transformer(nn.Module):
+    depth: int
+    kernel_init: Callable[..., Any] = nn.initializers.lecun_normal()
+
+    @nn.compact
+    def __call__(self, tokens):
+        x = nn.Embed(VOCAB, D)(tokens)
+        for _ in range(self.depth):
+            x = Block(self.kernel_init)(x)
+        return nn.Dense(VOCAB)(nn.LayerNorm()(x))
+
+
+class ScanBlock(nn.Module):
+    @nn.compact
+    def __call__(self, x, _):
+        return Block()(x), None
+
+
+class ScanTransformer(nn.Module):
+    depth: int
+
+    @nn.compact
+    def __call__(self, tokens):
+        x = nn.Embed(VOCAB, D)(tokens)
+        layers = nn.scan(
+            ScanBlock,
+            variable_axes={"params": 0},
+            split_rngs={"params": True},
+            length=self.depth,
+        )
+        x, _ = layers()(x, None)
+        return nn.Dense(VOCAB)(nn.LayerNorm()(x))
+
+
+class NnxBlock(nnx.Module):
+    def __init__(self, rngs: nnx.Rngs):
+        self.norm1 = nnx.LayerNorm(D, rngs=rngs)
+        self.attn = nnx.MultiHeadAttention(HEADS, D, decode=False, rngs=rngs)
+        self.norm2 = nnx.LayerNorm(D, rngs=rngs)
+        self.up = nnx.Linear(D, 4 * D, rngs=rngs)
+        self.down = nnx.Linear(4 * D, D, rngs=rngs)
+
+
+class NnxTransformer(nnx.Module):
+    def __init__(self, depth: int, rngs: nnx.Rngs):
+        self.embed = nnx.Embed(VOCAB, D, rngs=rngs)
+        self.blocks = nnx.List([NnxBlock(rngs) for _ in range(depth)])
+        self.norm = nnx.LayerNorm(D, rngs=rngs)
+        self.head = nnx.Linear(D, VOCAB, rngs=rngs)
+
+
+class Bottleneck(nn.Module):
+    filters: int
+    strides: int = 1
+
+    @nn.compact
+    def __call__(self, x):
+        y = nn.Conv(self.filters, (1, 1), use_bias=False)(x)
+        y = nn.relu(nn.BatchNorm(use_running_average=False)(y))
+        y = nn.Conv(self.filters, (3, 3), (self.strides,) * 2, use_bias=False)(y)
+        y = nn.relu(nn.BatchNorm(use_running_average=False)(y))
+        y = nn.Conv(4 * self.filters, (1, 1), use_bias=False)(y)
+        y = nn.BatchNorm(use_running_average=False, scale_init=nn.initializers.zeros)(y)
+        if x.shape[-1] != y.shape[-1] or self.strides != 1:
+            x = nn.Conv(4 * self.filters, (1, 1), (self.strides,) * 2, use_bias=False)(x)
+            x = nn.BatchNorm(use_running_average=False)(x)
+        return nn.relu(x + y)
+
+
+class ResNet50(nn.Module):
+    @nn.compact
+    def __call__(self, x):
+        x = nn.Conv(64, (7, 7), (2, 2), use_bias=False)(x)
+        x = nn.relu(nn.BatchNorm(use_running_average=False)(x))
+        for i, n in enumerate((3, 4, 6, 3)):
+            for j in range(n):
+                x = Bottleneck(64 * 2**i, 2 if (i and not j) else 1)(x)
+        return nn.Dense(1000)(x.mean(axis=(1, 2)))
+
+
+# ----------------------------------------------------------------------------- measuring
+
+
+def _leaves(tree: Any) -> list[np.ndarray]:
+    out = []
+    for x in jax.tree.leaves(tree):
+        if jnp.issubdtype(x.dtype, jax.dtypes.prng_key):
+            x = jax.random.key_data(x)
+        out.append(np.asarray(x))
+    return out
+
+
+def _compile(fn: Callable[..., Any], args: tuple) -> tuple[dict, Any]:
+    jax.clear_caches()
+    gc.collect()
+    t0 = time.perf_counter()
+    lowered = jax.jit(fn).lower(*args)
+    t1 = time.perf_counter()
+    compiled = lowered.compile()
+    t2 = time.perf_counter()
+    mem = compiled.memory_analysis()
+    row = {
+        "lower_s": t1 - t0,
+        "compile_s": t2 - t1,
+        "total_s": t2 - t0,
+        "temp_bytes": int(mem.temp_size_in_bytes),
+        "output_bytes": int(mem.output_size_in_bytes),
+        "peak_bytes": int(mem.temp_size_in_bytes + mem.output_size_in_bytes),
+        "hlo_lines": len(compiled.as_text().splitlines()),
+        "load_average": round(os.getloadavg()[0], 2),
+    }
+    return row, compiled
+
+
+def _time_runs(compiled: dict[str, Any], args: tuple, repeats: int) -> dict[str, float]:
+    """Median run time of each compiled program, the programs alternating in each round
+    so that background load hits them alike."""
+    times: dict[str, list[float]] = {name: [] for name in compiled}
+    for c in compiled.values():
+        jax.block_until_ready(c(*args))  # warm-up
+    for _ in range(repeats):
+        for name, c in compiled.items():
+            t = time.perf_counter()
+            jax.block_until_ready(c(*args))
+            times[name].append(time.perf_counter() - t)
+    return {name: statistics.median(ts) for name, ts in times.items()}
+
+
+def _nnx_state(cls: Callable[..., Any], depth: int) -> Callable[..., Any]:
+    return lambda key: nnx.state(cls(depth, rngs=nnx.Rngs(params=key)))
+
+
+def _cases(depths: list[int]) -> list[dict]:
+    key = jax.random.key(0)
+    tokens = jnp.ones((1, 16), jnp.int32)
+    cases = []
+    for depth in depths:
+        for inits, kinit in [
+            ("flax", nn.initializers.lecun_normal()),
+            ("jinit", jinit.lecun_normal()),
+        ]:
+            model = Transformer(depth, kinit)
+            case = {
+                "model": f"linen transformer, {depth} layers, {inits} initializers",
+                "plain": model.init,
+                "fast": jinit.fast_init(model.init),
+                "args": (key, tokens),
+            }
+            if inits == "flax":
+                case["scan"] = ScanTransformer(depth).init
+            cases.append(case)
+    nnx_depth = 24 if 24 in depths else depths[0]
+    cases.append(
+        {
+            "model": f"nnx transformer, {nnx_depth} layers, flax initializers",
+            "plain": _nnx_state(NnxTransformer, nnx_depth),
+            "fast": _nnx_state(jinit.fast_init(NnxTransformer), nnx_depth),
+            "args": (key,),
+        }
+    )
+    resnet = ResNet50()
+    cases.append(
+        {
+            "model": "linen ResNet-50 (BatchNorm), flax initializers",
+            "plain": resnet.init,
+            "fast": jinit.fast_init(resnet.init),
+            "args": (key, jnp.ones((1, 32, 32, 3))),
+        }
+    )
+    return cases
+
+
+def run(depths: list[int], repeats: int, log: Callable[[str], None]) -> list[dict]:
+    rows = []
+    for case in _cases(depths):
+        row: dict[str, Any] = {"model": case["model"]}
+        compiled = {}
+        for name in ("plain", "fast", "scan"):
+            if name in case:
+                row[name], compiled[name] = _compile(case[name], case["args"])
+        ref = _leaves(compiled["plain"](*case["args"]))
+        got = _leaves(compiled["fast"](*case["args"]))
+        row["bit_equal"] = len(got) == len(ref) and all(
+            a.shape == b.shape and np.array_equal(a, b) for a, b in zip(got, ref, strict=False)
+        )
+        row["n_parameters"] = len(got)
+        del ref, got
+        for name, t in _time_runs(compiled, case["args"], repeats).items():
+            row[name]["run_s"] = t
+        for name in ("plain", "fast", "scan"):
+            if name in row:
+                log(f"{case['model']}: {name} {json.dumps(row[name])}")
+        for name in ("fast", "scan"):
+            if name in row:
+                row[f"{name}_vs_plain"] = {
+                    k: row[name][k] / row["plain"][k]
+                    for k in ("lower_s", "compile_s", "total_s", "run_s", "peak_bytes")
+                    if row["plain"][k]
+                }
+        rows.append(row)
+        del compiled
+    return rows
+
+
+# ----------------------------------------------------------------------------- report
+
+
+def _machine() -> dict:
+    sys.path.insert(0, HERE)
+    from harness import _machine as machine
+
+    return machine(None)
+
+
+def _markdown(report: dict) -> str:
+    m = report["machine"]
+    lines = [
+        f"# Whole-model init benchmarks ({report['date']})",
+        "",
+        f"- machine: {m['cpu']}, {m['cores']} cores, {m['platform']}, load average at start "
+        f"{m.get('load_average')}",
+        f"- jax {m['jax']}, jaxlib {m['jaxlib']}, flax {report['flax']}, jinit {m['jinit']}",
+        "- times in seconds: trace+lower, XLA compile, total; run = median of repeated runs "
+        "of the compiled program; peak = XLA temporaries + outputs",
+        "",
+        "| model | params | plain lower+compile | fast lower+compile | fast/plain compile+lower "
+        "| plain run | fast run | fast/plain run | fast/plain peak | scan lower+compile "
+        "| bit-equal |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in report["rows"]:
+        p, f, s = r["plain"], r["fast"], r.get("scan")
+        ratio = r["fast_vs_plain"]
+        scan = f"{s['lower_s']:.2f}+{s['compile_s']:.2f}" if s else "-"
+        lines.append(
+            f"| {r['model']} | {r['n_parameters']} "
+            f"| {p['lower_s']:.2f}+{p['compile_s']:.2f} | {f['lower_s']:.2f}+{f['compile_s']:.2f} "
+            f"| {ratio['total_s']:.3f} | {p['run_s'] * 1e3:.1f} ms | {f['run_s'] * 1e3:.1f} ms "
+            f"| {ratio['run_s']:.2f} | {ratio['peak_bytes']:.2f} "
+            f"| {scan} "
+            f"| {'yes' if r['bit_equal'] else 'NO'} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="12 layers only (a smoke test)")
+    parser.add_argument("--depths", default="12,24,48")
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--out", default=os.path.join(HERE, "results"))
+    args = parser.parse_args(argv)
+    depths = [2] if args.quick else [int(d) for d in args.depths.split(",")]
+    machine = _machine()
+    # jinit's one-time start-up cost (the bit-scheme self-check) is not a model's init cost.
+    jax.block_until_ready(jinit.lecun_normal()(jax.random.key(0), (2, 2)))
+
+    def log(msg: str) -> None:
+        print(msg, flush=True)
+
+    import flax
+
+    report = {
+        "schema": "jinit-bench-models/1",
+        "date": datetime.date.today().isoformat(),
+        "flax": flax.__version__,
+        "machine": machine,
+        "rows": run(depths, args.repeats, log),
+    }
+    os.makedirs(args.out, exist_ok=True)
+    stem = os.path.join(args.out, f"models-{machine['backend']}-{report['date']}")
+    if args.quick:
+        stem += "-quick"
+    with open(stem + ".json", "w", encoding="utf-8") as f:
+        json.dump(report, f, indent=1)
+    with open(stem + ".md", "w", encoding="utf-8") as f:
+        f.write(_markdown(report))
+    print(_markdown(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,102 @@
+"""Run in a subprocess with 8 simulated CPU devices by tests/test_fast_init.py.
+
+Prints one JSON object: for each model, whether ``jax.jit(fast_init(init),
+out_shardings=...)`` gives the unsharded values and the requested shardings, and its
+per-device temporaries next to those of ``jax.jit(init, out_shardings=...)``.
+"""
+
+import json
+import math
+import os
+import sys
+
+os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=8"
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import NamedSharding
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import jinit
+
+
+class Block(nn.Module):
+    d: int
+    kernel_init: object
+
+    @nn.compact
+    def __call__(self, x):
+        part = lambda *names: nn.with_partitioning(self.kernel_init, names)
+        h = nn.Dense(4 * self.d, kernel_init=part("data", "model"))(nn.LayerNorm()(x))
+        h = nn.Dense(self.d, kernel_init=part("model", "data"))(nn.gelu(h))
+        # Two kernels of one shape with transposed shardings: grouped apart.
+        h = nn.Dense(self.d, kernel_init=part("data", "model"))(h)
+        h = nn.Dense(self.d, kernel_init=part("model", "data"))(h)
+        return x + h
+
+
+class Net(nn.Module):
+    depth: int
+    d: int
+    kernel_init: object
+
+    @nn.compact
+    def __call__(self, x):
+        for _ in range(self.depth):
+            x = Block(self.d, self.kernel_init)(x)
+        return x
+
+
+def main():
+    mesh = jax.make_mesh((4, 2), ("data", "model"))
+    key = jax.random.key(0)
+    x = jnp.ones((1, 32))
+    out = {"devices": jax.device_count(), "cases": []}
+    for name, kinit in [
+        ("flax_defaults", nn.initializers.lecun_normal()),
+        ("jinit", jinit.he_normal()),
+    ]:
+        model = Net(depth=2, d=32, kernel_init=kinit)
+        shapes = jax.eval_shape(model.init, key, x)
+        specs = nn.get_partition_spec(shapes)
+        shardings = jax.tree.map(lambda s: NamedSharding(mesh, s), specs)
+        ref = jax.jit(model.init)(key, x)
+        plain = jax.jit(model.init, out_shardings=shardings).lower(key, x).compile()
+        fast = jax.jit(jinit.fast_init(model.init), out_shardings=shardings).lower(key, x).compile()
+        got, want = fast(key, x), plain(key, x)
+        leaves = jax.tree.leaves(nn.meta.unbox(got))
+        shard_bytes = [
+            math.prod(a.sharding.shard_shape(a.shape)) * a.dtype.itemsize for a in leaves
+        ]
+        out["cases"].append(
+            {
+                "init": name,
+                "values_equal": all(
+                    bool(np.array_equal(np.asarray(a), np.asarray(b)))
+                    for a, b in zip(
+                        jax.tree.leaves(nn.meta.unbox(got)),
+                        jax.tree.leaves(nn.meta.unbox(ref)),
+                        strict=True,
+                    )
+                ),
+                "shardings_equal": all(
+                    a.sharding.is_equivalent_to(b.sharding, a.ndim)
+                    for a, b in zip(
+                        jax.tree.leaves(nn.meta.unbox(got)),
+                        jax.tree.leaves(nn.meta.unbox(want)),
+                        strict=True,
+                    )
+                ),
+                "fast_temp": fast.memory_analysis().temp_size_in_bytes,
+                "plain_temp": plain.memory_analysis().temp_size_in_bytes,
+                "largest_shard": max(shard_bytes),
+                "output_shard_bytes": sum(shard_bytes),
+            }
+        )
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()
