@@ -74,3 +74,8 @@ def count_compiles():
     finally:
         logger.removeHandler(handler)
         logger.setLevel(old_level)
+
+
+# Scripts run in subprocesses (8 simulated devices); --doctest-modules must not import them,
+# since importing one sets XLA_FLAGS in this process and in everything it starts.
+collect_ignore = ["sharded_worker.py", "checkpoint_worker.py", "fast_init_sharded_worker.py"]
