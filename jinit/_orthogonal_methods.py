@@ -205,11 +205,10 @@ def _householder_from_gaussian(z: jax.Array) -> jax.Array:
 def _householder_block(n: int, m: int) -> int:
     """Columns per block reflector: one block up to 64 columns, then 32, then 128.
 
-    One block costs about ``4 n m^2 + m^3`` flops in three large level-3 calls, the last
-    a triangular solve with ``m`` right-hand sides, which XLA's CPU backend runs far below
-    matmul speed. Blocks of ``b`` applied backwards (as LAPACK ``orgqr`` does) skip the zero
-    part of the triangle, about ``4 n m^2 - 2 m^3`` plus ``O(n m b)``, and keep the solves
-    ``b x b``; measured on CPU, this wins from ``m = 128`` on, at any aspect ratio.
+    One block costs about ``4 n m^2`` flops in large matrix products. Blocks of ``b``
+    applied backwards (as LAPACK ``orgqr`` does) skip the zero part of the triangle, about
+    ``2 n m^2 - 2 m^3 / 3`` plus ``O(n m b)``; measured on CPU, this wins from ``m = 128``
+    on, at any aspect ratio.
     """
     del n  # the measured optimum did not depend on the number of rows
     if m <= 64:
@@ -217,12 +216,45 @@ def _householder_block(n: int, m: int) -> int:
     return 32 if m <= 256 else 128
 
 
+def _unit_upper_inverse_of_reflectors(y: jax.Array) -> jax.Array:
+    """``T = S^{-1}`` for ``S = I + striu(Y^T Y)``, by recursive doubling (matrix products only).
+
+    For ``S = [[A, B], [0, C]]`` (unit upper triangular), ``S^{-1} = [[A^{-1},
+    -A^{-1} B C^{-1}], [0, C^{-1}]]``: starting from the ``1 x 1`` diagonal blocks (all 1),
+    each level joins neighbouring blocks with two batched products, so ``b`` columns take
+    ``log2 b`` levels. This is the recursive construction of the compact-WY factor ``T``
+    (Elmroth and Gustavson 2000). It replaces a triangular solve, which XLA's CPU backend
+    hands to LAPACK ``trsm``: under a multi-threaded BLAS on a busy machine that call alone
+    took milliseconds for a ``32 x 32`` system, while products stay in XLA's own kernels.
+    The ``B`` blocks are ``Y_left^T Y_right`` of the two column groups, computed per level.
+    """
+    rows, b = y.shape[-2:]
+    width = 1 << max(b - 1, 0).bit_length()  # next power of two >= b
+    if width != b:  # zero columns extend S by an identity block, T likewise
+        y = jnp.concatenate([y, jnp.zeros((*y.shape[:-1], width - b), y.dtype)], axis=-1)
+    batch = y.shape[:-2]
+    t = jnp.ones((*batch, width, 1, 1), y.dtype)
+    h = 1
+    while h < width:
+        pairs = width // (2 * h)
+        groups = y.reshape(*batch, rows, pairs, 2 * h)
+        b_blocks = jnp.einsum("...rpi,...rpj->...pij", groups[..., :h], groups[..., h:])
+        a_inv, c_inv = t[..., 0::2, :, :], t[..., 1::2, :, :]
+        upper = -(a_inv @ b_blocks @ c_inv)
+        top = jnp.concatenate([a_inv, upper], axis=-1)
+        bottom = jnp.concatenate([jnp.zeros_like(c_inv), c_inv], axis=-1)
+        t = jnp.concatenate([top, bottom], axis=-2)
+        h *= 2
+    return t[..., 0, :b, :b]
+
+
 def _householder_product(y: jax.Array, block: int) -> jax.Array:
     """First ``m`` columns of ``H_1 ... H_m`` for ``H_k = I - y_k y_k^T`` (``|y_k|^2 = 2``).
 
     Each block of reflectors ``j0:j1`` is applied in compact "UT" form
-    ``I - Y S^{-1} Y^T`` with ``S = I + strictly_upper(Y^T Y)`` (Joffrain et al. 2006),
+    ``I - Y T Y^T`` with ``T = (I + strictly_upper(Y^T Y))^{-1}`` (Joffrain et al. 2006),
     last block first; block ``j`` only changes rows and columns ``j0:`` of the result.
+    Matrix products only: no LAPACK call, so no dependence on the BLAS thread pool.
     """
     n, m = y.shape[-2:]
     dtype = y.dtype
@@ -230,15 +262,14 @@ def _householder_product(y: jax.Array, block: int) -> jax.Array:
     for j0 in reversed(range(0, m, block)):
         j1 = min(j0 + block, m)
         yj = y[..., j0:, j0:j1]
-        s_mat = jnp.triu(_swap(yj) @ yj, 1) + jnp.eye(j1 - j0, dtype=dtype)
+        t = _unit_upper_inverse_of_reflectors(yj)
         if j0 == 0 and block >= m:  # one block: Y^T E is just the top of Y^T
             w = _swap(yj[..., :m, :])
             trailing = jnp.eye(n, m, dtype=dtype)
         else:
             trailing = q[..., j0:, j0:]
             w = _swap(yj) @ trailing
-        w = lax.linalg.triangular_solve(s_mat, w, left_side=True, lower=False, unit_diagonal=True)
-        update = trailing - yj @ w
+        update = trailing - yj @ (t @ w)
         q = update if j0 == 0 else q.at[..., j0:, j0:].set(update)
     return q
 

@@ -253,3 +253,25 @@ def test_householder_large_square_uses_blocks_and_is_orthogonal():
     assert om._householder_block(1000, 100) == 32
     x = om.haar_householder(jax.random.key(0), 300, 300)
     assert orthogonality_error(x) < 2e-5
+
+
+@pytest.mark.parametrize("b", [1, 2, 5, 8, 13, 32])
+def test_reflector_t_factor_is_the_inverse(b):
+    """T from recursive doubling equals the triangular solve it replaces, for reflectors."""
+    z = jax.random.normal(jax.random.key(b), (2, 3 * b + 2, b))
+    q, _ = jnp.linalg.qr(z, mode="complete")  # any orthonormal set; reflectors from it:
+    y = np.sqrt(2.0) * np.tril(np.asarray(q[..., :b], np.float64))  # |y_k|^2 = 2, k-th zero-led
+    y /= np.linalg.norm(y, axis=-2, keepdims=True) / np.sqrt(2.0)
+    y = jnp.asarray(y, jnp.float32)
+    s = jnp.triu(y.mT @ y, 1) + jnp.eye(b)
+    expected = jax.lax.linalg.triangular_solve(
+        s, jnp.broadcast_to(jnp.eye(b), s.shape), left_side=True, lower=False, unit_diagonal=True
+    )
+    np.testing.assert_allclose(om._unit_upper_inverse_of_reflectors(y), expected, atol=2e-5)
+
+
+def test_householder_calls_no_lapack():
+    """Only matrix products: no triangular solve or factorization (LAPACK on CPU)."""
+    jaxpr = str(jax.make_jaxpr(lambda k: om.haar_householder(k, 300, 200, (2,)))(jax.random.key(0)))
+    for primitive in ("triangular_solve", "cholesky", "householder_product", "geqrf", "qr"):
+        assert f"{primitive}[" not in jaxpr, primitive
