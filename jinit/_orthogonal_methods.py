@@ -60,10 +60,61 @@ from jax import lax
 
 from jinit import _threefry
 
-__all__ = ["haar_cholesky_qr2", "haar_householder", "haar_qr"]
+__all__ = [
+    "ALGORITHMS",
+    "METHODS",
+    "REAL_ONLY",
+    "haar_cholesky_qr2",
+    "haar_householder",
+    "haar_qr",
+    "resolve",
+    "sample",
+]
+
+# The one list of orthogonal methods (``jinit.orthogonal(method=...)``): "auto" and the
+# three algorithms. Everything else (validation, dispatch, tests, benchmarks) derives from it.
+ALGORITHMS: tuple[str, ...] = ("qr", "householder", "cholesky_qr2")
+METHODS: tuple[str, ...] = ("auto", *ALGORITHMS)
+# Algorithms that sample real matrices only ("qr" also gives unitary ones).
+REAL_ONLY: tuple[str, ...] = ("householder", "cholesky_qr2")
 
 # CholeskyQR2 is used when the long side is at least this many times the short side.
 CHOLESKY_MIN_ASPECT = 4
+
+
+def resolve(method: str, batch_shape: Sequence[int], dtype: Any) -> str:
+    """The algorithm that ``method`` stands for: ``"auto"`` picks the fastest safe one.
+
+    ``"auto"`` is ``"qr"`` for a single matrix, so that ``jinit.orthogonal()`` keeps
+    ``jax.nn.initializers.orthogonal``'s values, and for complex dtypes; for a batch of
+    matrices (no jax counterpart) it is ``"householder"``, which uses matrix products only
+    and was the fastest at every measured size, in the default environment (where LAPACK
+    calls contend for the BLAS thread pool) and with one BLAS thread
+    (``benchmarks/results/``).
+
+    Args:
+        method: one of :data:`METHODS`.
+        batch_shape: the batch dimensions of the draw.
+        dtype: the dtype of the draw.
+
+    Returns:
+        One of :data:`ALGORITHMS`.
+
+    Raises:
+        ValueError: if ``method`` is not one of :data:`METHODS`.
+
+    Examples:
+        >>> resolve("auto", (), "float32"), resolve("auto", (16,), "float32")
+        ('qr', 'householder')
+    """
+    if method not in METHODS:
+        allowed = ", ".join(repr(m) for m in METHODS)
+        raise ValueError(f"`method` must be one of {allowed}; got {method!r}.")
+    if method != "auto":
+        return method
+    if not tuple(batch_shape) or jnp.issubdtype(jnp.dtype(dtype), np.complexfloating):
+        return "qr"
+    return "householder"
 
 
 # ---------------------------------------------------------------------- validation
@@ -203,7 +254,7 @@ def _householder_from_gaussian(z: jax.Array) -> jax.Array:
 
 
 def _householder_block(n: int, m: int) -> int:
-    """Columns per block reflector: one block up to 64 columns, then 32, then 128.
+    """Columns per block reflector: one block up to 64 columns, then 32, then 64.
 
     One block costs about ``4 n m^2`` flops in large matrix products. Blocks of ``b``
     applied backwards (as LAPACK ``orgqr`` does) skip the zero part of the triangle, about
@@ -213,7 +264,7 @@ def _householder_block(n: int, m: int) -> int:
     del n  # the measured optimum did not depend on the number of rows
     if m <= 64:
         return max(m, 1)
-    return 32 if m <= 256 else 128
+    return 32 if m <= 512 else 64
 
 
 def _unit_upper_inverse_of_reflectors(y: jax.Array) -> jax.Array:
@@ -428,3 +479,38 @@ def haar_cholesky_qr2(
         n, m, batch_shape, dtype, real_only=True, name="haar_cholesky_qr2"
     )
     return _haar(key, n=n, m=m, batch_shape=batch, dtype=dt, method="cholesky_qr2")
+
+
+_SAMPLERS = {"qr": haar_qr, "householder": haar_householder, "cholesky_qr2": haar_cholesky_qr2}
+
+
+def sample(
+    key: jax.Array,
+    n: int,
+    m: int | None = None,
+    batch_shape: Sequence[int] = (),
+    dtype: Any = None,
+    method: str = "auto",
+) -> jax.Array:
+    """A ``(*batch_shape, n, m)`` Haar (semi-)orthogonal draw by ``method`` (see :func:`resolve`).
+
+    Args:
+        key: a PRNG key (typed or raw).
+        n: number of rows.
+        m: number of columns; ``None`` means ``n``.
+        batch_shape: leading batch dimensions; every slice is independent.
+        dtype: float (or, for ``"qr"``/``"auto"``, complex) dtype; ``None`` for the default.
+        method: one of :data:`METHODS`.
+
+    Returns:
+        An array of shape ``(*batch_shape, n, m)``.
+
+    Examples:
+        >>> import jax
+        >>> q = sample(jax.random.key(0), 4, 3)
+        >>> bool((q == jax.random.orthogonal(jax.random.key(0), 4, (), None, 3)).all())
+        True
+    """
+    return _SAMPLERS[resolve(method, batch_shape, float if dtype is None else dtype)](
+        key, n, m, batch_shape, dtype
+    )
