@@ -267,31 +267,31 @@ def _householder_block(n: int, m: int) -> int:
     return 32 if m <= 512 else 64
 
 
-def _unit_upper_inverse_of_reflectors(y: jax.Array) -> jax.Array:
-    """``T = S^{-1}`` for ``S = I + striu(Y^T Y)``, by recursive doubling (matrix products only).
+def _upper_inverse(u: jax.Array) -> jax.Array:
+    """Inverse of upper-triangular ``u`` (``..., b, b``) by recursive doubling.
 
-    For ``S = [[A, B], [0, C]]`` (unit upper triangular), ``S^{-1} = [[A^{-1},
-    -A^{-1} B C^{-1}], [0, C^{-1}]]``: starting from the ``1 x 1`` diagonal blocks (all 1),
-    each level joins neighbouring blocks with two batched products, so ``b`` columns take
-    ``log2 b`` levels. This is the recursive construction of the compact-WY factor ``T``
-    (Elmroth and Gustavson 2000). It replaces a triangular solve, which XLA's CPU backend
-    hands to LAPACK ``trsm``: under a multi-threaded BLAS on a busy machine that call alone
-    took milliseconds for a ``32 x 32`` system, while products stay in XLA's own kernels.
-    The ``B`` blocks are ``Y_left^T Y_right`` of the two column groups, computed per level.
+    For ``U = [[A, B], [0, C]]``, ``U^{-1} = [[A^{-1}, -A^{-1} B C^{-1}], [0, C^{-1}]]``:
+    starting from the ``1 x 1`` diagonal blocks, each level joins neighbouring blocks with
+    two batched matrix products, so ``b`` columns take ``log2 b`` levels (the recursive
+    construction of the compact-WY factor, Elmroth and Gustavson 2000). It replaces
+    triangular solves, which XLA's CPU backend hands to LAPACK ``trsm``: with the default
+    multi-threaded BLAS on a busy machine that call alone took milliseconds for a ``32 x 32``
+    system, while matrix products stay in XLA's own kernels.
     """
-    rows, b = y.shape[-2:]
+    b = u.shape[-1]
     width = 1 << max(b - 1, 0).bit_length()  # next power of two >= b
-    if width != b:  # zero columns extend S by an identity block, T likewise
-        y = jnp.concatenate([y, jnp.zeros((*y.shape[:-1], width - b), y.dtype)], axis=-1)
-    batch = y.shape[:-2]
-    t = jnp.ones((*batch, width, 1, 1), y.dtype)
+    batch = u.shape[:-2]
+    if width != b:  # extend by an identity block: the inverse is extended likewise
+        pad = [(0, 0)] * len(batch) + [(0, width - b), (0, width - b)]
+        u = jnp.pad(u, pad) + jnp.diag((jnp.arange(width) >= b).astype(u.dtype))
+    t = (1 / jnp.linalg.diagonal(u))[..., None, None]  # (..., width, 1, 1)
     h = 1
     while h < width:
         pairs = width // (2 * h)
-        groups = y.reshape(*batch, rows, pairs, 2 * h)
-        b_blocks = jnp.einsum("...rpi,...rpj->...pij", groups[..., :h], groups[..., h:])
+        blocks = u.reshape(*batch, pairs, 2 * h, pairs, 2 * h)
+        blocks = jnp.moveaxis(jnp.diagonal(blocks, axis1=-4, axis2=-2), -1, -3)
         a_inv, c_inv = t[..., 0::2, :, :], t[..., 1::2, :, :]
-        upper = -(a_inv @ b_blocks @ c_inv)
+        upper = -(a_inv @ blocks[..., :h, h:] @ c_inv)
         top = jnp.concatenate([a_inv, upper], axis=-1)
         bottom = jnp.concatenate([jnp.zeros_like(c_inv), c_inv], axis=-1)
         t = jnp.concatenate([top, bottom], axis=-2)
@@ -305,7 +305,8 @@ def _householder_product(y: jax.Array, block: int) -> jax.Array:
     Each block of reflectors ``j0:j1`` is applied in compact "UT" form
     ``I - Y T Y^T`` with ``T = (I + strictly_upper(Y^T Y))^{-1}`` (Joffrain et al. 2006),
     last block first; block ``j`` only changes rows and columns ``j0:`` of the result.
-    Matrix products only: no LAPACK call, so no dependence on the BLAS thread pool.
+    Matrix products only (``T`` by :func:`_upper_inverse`): no LAPACK call, so no
+    dependence on the BLAS thread pool.
     """
     n, m = y.shape[-2:]
     dtype = y.dtype
@@ -313,7 +314,7 @@ def _householder_product(y: jax.Array, block: int) -> jax.Array:
     for j0 in reversed(range(0, m, block)):
         j1 = min(j0 + block, m)
         yj = y[..., j0:, j0:j1]
-        t = _unit_upper_inverse_of_reflectors(yj)
+        t = _upper_inverse(jnp.triu(_swap(yj) @ yj, 1) + jnp.eye(j1 - j0, dtype=dtype))
         if j0 == 0 and block >= m:  # one block: Y^T E is just the top of Y^T
             w = _swap(yj[..., :m, :])
             trailing = jnp.eye(n, m, dtype=dtype)
@@ -385,8 +386,8 @@ def haar_householder(
 def _cholesky_qr_step(a: jax.Array) -> tuple[jax.Array, jax.Array]:
     """``(A R^{-1}, diag R)`` with ``A^T A = R^T R`` (``R = L^T`` upper, positive diagonal)."""
     chol = jnp.linalg.cholesky(_swap(a) @ a)  # lower L, G = L L^T
-    # Solve X L^T = A for X.
-    x = lax.linalg.triangular_solve(chol, a, left_side=False, lower=True, transpose_a=True)
+    # X L^T = A: X = A (L^T)^{-1}, a product rather than a LAPACK triangular solve.
+    x = a @ _upper_inverse(_swap(chol))
     return x, jnp.linalg.diagonal(chol)
 
 

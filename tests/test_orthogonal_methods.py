@@ -252,18 +252,18 @@ def test_householder_large_square_uses_blocks_and_is_orthogonal():
 
 
 @pytest.mark.parametrize("b", [1, 2, 5, 8, 13, 32])
-def test_reflector_t_factor_is_the_inverse(b):
-    """T from recursive doubling equals the triangular solve it replaces, for reflectors."""
-    z = jax.random.normal(jax.random.key(b), (2, 3 * b + 2, b))
-    q, _ = jnp.linalg.qr(z, mode="complete")  # any orthonormal set; reflectors from it:
-    y = np.sqrt(2.0) * np.tril(np.asarray(q[..., :b], np.float64))  # |y_k|^2 = 2, k-th zero-led
-    y /= np.linalg.norm(y, axis=-2, keepdims=True) / np.sqrt(2.0)
-    y = jnp.asarray(y, jnp.float32)
-    s = jnp.triu(y.mT @ y, 1) + jnp.eye(b)
-    expected = jax.lax.linalg.triangular_solve(
-        s, jnp.broadcast_to(jnp.eye(b), s.shape), left_side=True, lower=False, unit_diagonal=True
-    )
-    np.testing.assert_allclose(om._unit_upper_inverse_of_reflectors(y), expected, atol=2e-5)
+def test_upper_inverse_matches_triangular_solve(b):
+    """The doubling inverse equals the triangular solve it replaces (a Cholesky factor and a
+    unit reflector factor, both well conditioned as in the samplers)."""
+    z = jax.random.normal(jax.random.key(b), (2, 4 * b + 2, b))
+    chol_t = jnp.linalg.cholesky(z.mT @ z).mT
+    unit = jnp.eye(b) + jnp.triu(0.3 * jax.random.normal(jax.random.key(b + 1), (2, b, b)), 1)
+    eye = jnp.broadcast_to(jnp.eye(b), (2, b, b))
+    for u in (chol_t, unit):
+        expected = jax.lax.linalg.triangular_solve(u, eye, left_side=True, lower=False)
+        got = om._upper_inverse(u)
+        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
+        assert np.all(np.tril(np.asarray(got), -1) == 0)
 
 
 def test_householder_calls_no_lapack():
@@ -271,6 +271,9 @@ def test_householder_calls_no_lapack():
     jaxpr = str(jax.make_jaxpr(lambda k: om.haar_householder(k, 300, 200, (2,)))(jax.random.key(0)))
     for primitive in ("triangular_solve", "cholesky", "householder_product", "geqrf", "qr"):
         assert f"{primitive}[" not in jaxpr, primitive
+    # CholeskyQR2 keeps only the small m x m Cholesky factorization (and its QR fallback).
+    jaxpr = str(jax.make_jaxpr(lambda k: om.haar_cholesky_qr2(k, 300, 20))(jax.random.key(0)))
+    assert "triangular_solve[" not in jaxpr
 
 
 def test_one_method_list():
