@@ -49,6 +49,7 @@ References:
 from __future__ import annotations
 
 import functools
+import math
 import operator
 from collections.abc import Sequence
 from typing import Any
@@ -413,9 +414,28 @@ def _cholesky_qr2_or_qr(z: jax.Array) -> jax.Array:
     return _cholesky_qr2_from_gaussian(z)
 
 
+# Batches of matrices with more columns than this are factored one slice after another.
+_HOUSEHOLDER_MAP_MIN_COLUMNS = 384
+
+
+def _householder_batch(z: jax.Array) -> jax.Array:
+    """:func:`_householder_from_gaussian` over the batch: one batched program for small
+    matrices, a sequential ``lax.map`` over the slices for large ones.
+
+    XLA's CPU backend runs a batched matrix product as one single-threaded product per
+    slice, but an unbatched one on every core: for ``(16, 512, 512)`` the map measured
+    about twice as fast, for ``(16, 256, 256)`` and below the batched program was faster.
+    """
+    n, m = z.shape[-2:]
+    if z.ndim == 2 or m < _HOUSEHOLDER_MAP_MIN_COLUMNS or math.prod(z.shape[:-2]) <= 1:
+        return _householder_from_gaussian(z)
+    flat = z.reshape(-1, n, m)
+    return lax.map(_householder_from_gaussian, flat).reshape(z.shape)
+
+
 _FACTORS = {
     "qr": _sign_corrected_qr,
-    "householder": _householder_from_gaussian,
+    "householder": _householder_batch,
     "cholesky_qr2": _cholesky_qr2_or_qr,
 }
 

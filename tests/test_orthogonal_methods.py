@@ -310,3 +310,14 @@ def test_auto_sample_values():
     key = jax.random.key(4)
     np.testing.assert_array_equal(om.sample(key, 9, 5), jax.random.orthogonal(key, 9, (), None, 5))
     np.testing.assert_array_equal(om.sample(key, 9, 5, (3,)), om.haar_householder(key, 9, 5, (3,)))
+
+
+def test_householder_large_batches_map_over_slices(monkeypatch):
+    """Slice by slice (lax.map) or batched: the same reflectors and product."""
+    z = jax.random.normal(jax.random.key(3), (3, 2, 20, 12))
+    batched = om._householder_batch(z)
+    monkeypatch.setattr(om, "_HOUSEHOLDER_MAP_MIN_COLUMNS", 8)
+    mapped = om._householder_batch(z)
+    assert "scan[" in str(jax.make_jaxpr(om._householder_batch)(z))
+    np.testing.assert_allclose(mapped, batched, atol=2e-6)
+    assert orthogonality_error(mapped) < 1e-5
