@@ -251,7 +251,7 @@ def test_householder_large_square_uses_blocks_and_is_orthogonal():
     assert orthogonality_error(x) < 2e-5
 
 
-@pytest.mark.parametrize("b", [1, 2, 5, 8, 13, 32])
+@pytest.mark.parametrize("b", [1, 5, 32])
 def test_upper_inverse_matches_triangular_solve(b):
     """The doubling inverse equals the triangular solve it replaces (a Cholesky factor and a
     unit reflector factor, both well conditioned as in the samplers)."""
