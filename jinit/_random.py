@@ -12,26 +12,15 @@ import jax
 import numpy as np
 from jax.sharding import NamedSharding
 
+from jinit import _orthogonal_methods, _threefry
 from jinit._core import OutSharding, Shape, constrain, uses_explicit_axes
 
-try:  # the fast path is optional: without it every draw goes to jax.random
-    from jinit import _threefry
-except ImportError:  # pragma: no cover - only while the module is absent
-    _threefry = None  # type: ignore[assignment]
-
-try:
-    from jinit import _orthogonal_methods
-except ImportError:  # pragma: no cover
-    _orthogonal_methods = None  # type: ignore[assignment]
-
-ORTHOGONAL_METHODS = ("qr", "householder", "cholesky_qr2")
+ORTHOGONAL_METHODS = _orthogonal_methods.METHODS  # the one list, re-exported for the catalog
 
 
 def _fast(key: jax.Array, dtype: np.dtype) -> bool:
     """Whether the unrolled threefry path reproduces jax.random for this key and dtype."""
-    return (
-        _threefry is not None and np.issubdtype(dtype, np.floating) and _threefry.is_supported(key)
-    )
+    return np.issubdtype(dtype, np.floating) and _threefry.is_supported(key)
 
 
 def _sharded_draw(draw, key, out_sharding: OutSharding) -> jax.Array:
@@ -92,16 +81,8 @@ def truncated_normal(key, lower, upper, shape: Shape, dtype, out_sharding) -> ja
 def orthogonal(key, n: int, m: int, batch_shape: Shape, dtype, method: str) -> jax.Array:
     """A ``(*batch_shape, n, m)`` Haar-distributed semi-orthogonal matrix.
 
-    ``method="qr"`` equals ``jax.random.orthogonal(key, n, batch_shape, dtype, m)``; the
-    other methods sample the same distribution by other algorithms.
+    ``method="qr"`` (and ``"auto"`` without batch dimensions) equals
+    ``jax.random.orthogonal(key, n, batch_shape, dtype, m)``; the other methods sample the
+    same distribution by other algorithms (:mod:`jinit._orthogonal_methods`).
     """
-    if _orthogonal_methods is None:  # pragma: no cover
-        if method == "qr":
-            return jax.random.orthogonal(key, n, batch_shape, dtype, m)
-        raise NotImplementedError(f"orthogonal method {method!r} is not available")
-    sampler = {
-        "qr": _orthogonal_methods.haar_qr,  # jax.random.orthogonal's values, faster draw
-        "householder": _orthogonal_methods.haar_householder,
-        "cholesky_qr2": _orthogonal_methods.haar_cholesky_qr2,
-    }[method]
-    return sampler(key, n, m, batch_shape, dtype)
+    return _orthogonal_methods.sample(key, n, m, batch_shape, dtype, method)

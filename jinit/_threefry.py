@@ -21,8 +21,10 @@ Both of jax's counter schemes are reproduced, selected by ``jax_threefry_partiti
 
 Every public function checks :func:`is_supported` and falls back to ``jax.random`` when
 the key is not a threefry2x32 key (rbg, unsafe_rbg, custom), when a configuration is in
-effect that is not reproduced, or when a one-time self-check against the installed jax
-fails. Whatever path is taken, the numbers are the ones ``jax.random`` returns.
+effect that is not reproduced, on non-CPU backends (where jax's own lowering is already
+unrolled), or when the installed jax/jaxlib pair is neither one the test suite verified
+nor passes a one-time self-check against ``jax.random``. Whatever path is taken, the
+numbers are the ones ``jax.random`` returns.
 
 References:
     Salmon, Moraes, Dror, Shaw (2011). "Parallel random numbers: as easy as 1, 2, 3".
@@ -39,6 +41,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import jaxlib
 import numpy as np
 from jax import lax
 
@@ -286,14 +289,36 @@ def _probe() -> bool:
         )
 
 
+# (jax, jaxlib) versions on which the whole of tests/test_threefry.py (every scheme, width,
+# dtype and config reproduced here) passed bit for bit on CPU. On these the fast path is
+# trusted without the run-time self-check, which costs 1.3-3 s of compilation in every fresh
+# process (also under jax.eval_shape). Add a version here only after that test file passes
+# on it; any other version runs :func:`_probe` once per process and configuration.
+_VERIFIED_VERSIONS = frozenset({("0.10.2", "0.10.2")})
+
 _PROBE_RESULTS: dict[tuple[Any, ...], bool] = {}
 
 
+def _versions() -> tuple[str, str]:
+    return jax.__version__, jaxlib.__version__
+
+
 def _probe_passes() -> bool:
+    if _versions() in _VERIFIED_VERSIONS:
+        return True
     state = _config_state()
     if state not in _PROBE_RESULTS:
         _PROBE_RESULTS[state] = bool(_probe())
     return _PROBE_RESULTS[state]
+
+
+def _cpu_backend() -> bool:
+    """Whether jax's default backend is the CPU, the only one where jax's threefry is slow.
+
+    On GPU/TPU jax lowers threefry to unrolled straight-line code itself, so the fast path
+    would buy nothing there; draws go to ``jax.random`` and no verification is needed.
+    """
+    return jax.default_backend() == "cpu"
 
 
 def _is_typed_key(key: Any) -> bool:
@@ -306,9 +331,11 @@ def is_supported(key: Any) -> bool:
     ``True`` for a single (unbatched) threefry2x32 key: a typed ``jax.random.key(...)`` of
     the threefry2x32 implementation, or a raw ``uint32[2]`` key while the default
     implementation is threefry2x32 and raw keys are allowed silently
-    (``jax_legacy_prng_key='allow'``). Also requires that the counter scheme selected by
-    ``jax_threefry_partitionable`` is implemented here and that a one-time self-check
-    against the installed ``jax.random`` (cached per configuration) passed.
+    (``jax_legacy_prng_key='allow'``). Also requires the CPU backend (elsewhere jax's own
+    code is fast), that the counter scheme selected by ``jax_threefry_partitionable`` is
+    implemented here, and that the installed jax/jaxlib pair is one the test suite verified
+    (``_VERIFIED_VERSIONS``) or, for any other pair, that a one-time self-check against
+    ``jax.random`` (cached per configuration) passed.
 
     Works on tracers too (it only looks at the key's type, shape and dtype).
 
@@ -335,7 +362,7 @@ def is_supported(key: Any) -> bool:
             return False
         if jax.config.jax_legacy_prng_key != "allow":
             return False
-    if jax.config.jax_threefry_partitionable not in _SCHEMES:
+    if jax.config.jax_threefry_partitionable not in _SCHEMES or not _cpu_backend():
         return False
     return _probe_passes()
 

@@ -30,7 +30,15 @@ def test_quick_benchmark_writes_valid_json_and_markdown(tmp_path, capsys):
         assert machine[field]
     modes = {r["mode"] for r in report["initializers"]}
     assert modes == set(bench.MODES)
-    for row in [*report["samplers"], *report["initializers"], *report["orthogonal_methods"]]:
+    assert report["cold"]["jinit_s"] > 0 and report["cold"]["baseline_s"] > 0, report["cold"]
+    methods = {r["case"] for r in report["orthogonal"]}
+    assert methods == {
+        "orthogonal",
+        "orthogonal[qr]",
+        "orthogonal[householder]",
+        "orthogonal[cholesky_qr2]",
+    }
+    for row in [*report["samplers"], *report["initializers"], *report["orthogonal"]]:
         assert row["jinit_s"] > 0 and row["baseline_s"] > 0
         assert math.isfinite(row["ratio"])
     assert all(r["bit_identical"] for r in report["samplers"])

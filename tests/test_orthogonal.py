@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import jinit
+from jinit._orthogonal_methods import METHODS
 
 KEY = jax.random.key(0)
 
@@ -29,9 +30,6 @@ def _assert_orthogonal(w, scale=1.0, atol=1e-5, **kw):
         m = m / scale
         gram = m.T @ m if m.shape[0] >= m.shape[1] else m @ m.T
         np.testing.assert_allclose(gram, np.eye(gram.shape[0]), atol=atol)
-
-
-METHODS = ["qr", "householder", "cholesky_qr2"]
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -101,3 +99,14 @@ def test_delta_orthogonal_centre_block_is_orthogonal():
     w = np.asarray(jinit.delta_orthogonal(2.0)(KEY, (3, 3, 8, 16)))
     _assert_orthogonal(w[1, 1], 2.0)
     assert np.abs(w).sum() == pytest.approx(np.abs(w[1, 1]).sum())
+
+
+def test_auto_keeps_jax_values_unbatched_and_is_householder_batched():
+    shape = (48, 24)
+    np.testing.assert_array_equal(
+        jinit.orthogonal(method="auto")(KEY, shape), jax.nn.initializers.orthogonal()(KEY, shape)
+    )
+    stack = jinit.orthogonal(batch_axis=0, method="auto")(KEY, (3, *shape))
+    np.testing.assert_array_equal(
+        stack, jinit.orthogonal(batch_axis=0, method="householder")(KEY, (3, *shape))
+    )

@@ -10,11 +10,7 @@ import scipy.stats
 
 from jinit import _orthogonal_methods as om
 
-METHODS = {
-    "qr": om.haar_qr,
-    "householder": om.haar_householder,
-    "cholesky_qr2": om.haar_cholesky_qr2,
-}
+METHODS = {name: getattr(om, f"haar_{name}") for name in om.ALGORITHMS}
 # Shapes (n, m, batch_shape): square, tall (CholeskyQR2 proper), wide, batched, tiny, empty.
 SHAPES = [
     (8, 8, ()),
@@ -249,7 +245,79 @@ def test_blocked_householder_product_matches_one_block(n, m, block, monkeypatch)
 
 
 def test_householder_large_square_uses_blocks_and_is_orthogonal():
-    assert om._householder_block(300, 300) == 128
-    assert om._householder_block(1000, 100) == 32
+    assert om._householder_block(300, 300) == 32
+    assert om._householder_block(1000, 600) == 64
     x = om.haar_householder(jax.random.key(0), 300, 300)
     assert orthogonality_error(x) < 2e-5
+
+
+@pytest.mark.parametrize("b", [1, 5, 32])
+def test_upper_inverse_matches_triangular_solve(b):
+    """The doubling inverse equals the triangular solve it replaces (a Cholesky factor and a
+    unit reflector factor, both well conditioned as in the samplers)."""
+    z = jax.random.normal(jax.random.key(b), (2, 4 * b + 2, b))
+    chol_t = jnp.linalg.cholesky(z.mT @ z).mT
+    unit = jnp.eye(b) + jnp.triu(0.3 * jax.random.normal(jax.random.key(b + 1), (2, b, b)), 1)
+    eye = jnp.broadcast_to(jnp.eye(b), (2, b, b))
+    for u in (chol_t, unit):
+        expected = jax.lax.linalg.triangular_solve(u, eye, left_side=True, lower=False)
+        got = om._upper_inverse(u)
+        np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
+        assert np.all(np.tril(np.asarray(got), -1) == 0)
+
+
+def test_householder_calls_no_lapack():
+    """Only matrix products: no triangular solve or factorization (LAPACK on CPU)."""
+    jaxpr = str(jax.make_jaxpr(lambda k: om.haar_householder(k, 300, 200, (2,)))(jax.random.key(0)))
+    for primitive in ("triangular_solve", "cholesky", "householder_product", "geqrf", "qr"):
+        assert f"{primitive}[" not in jaxpr, primitive
+    # CholeskyQR2 keeps only the small m x m Cholesky factorization (and its QR fallback).
+    jaxpr = str(jax.make_jaxpr(lambda k: om.haar_cholesky_qr2(k, 300, 20))(jax.random.key(0)))
+    assert "triangular_solve[" not in jaxpr
+
+
+def test_one_method_list():
+    """jinit.orthogonal accepts exactly the methods of _orthogonal_methods.METHODS."""
+    import jinit
+    from jinit import _random
+
+    assert _random.ORTHOGONAL_METHODS is om.METHODS
+    assert om.METHODS == ("auto", *om.ALGORITHMS)
+    assert set(om.REAL_ONLY) < set(om.ALGORITHMS)
+    for method in om.METHODS:
+        jinit.orthogonal(method=method)
+    with pytest.raises(ValueError, match="'auto', 'qr', 'householder', 'cholesky_qr2'"):
+        om.resolve("svd", (), np.float32)
+
+
+@pytest.mark.parametrize(
+    "batch,dtype,expected",
+    [
+        ((), np.float32, "qr"),  # jax.nn.initializers.orthogonal's values
+        ((), jnp.bfloat16, "qr"),
+        ((16,), np.float32, "householder"),
+        ((2, 3), np.float16, "householder"),
+        ((4,), np.complex64, "qr"),  # the only unitary sampler
+    ],
+)
+def test_auto_resolution(batch, dtype, expected):
+    assert om.resolve("auto", batch, dtype) == expected
+    for method in om.ALGORITHMS:
+        assert om.resolve(method, batch, dtype) == method
+
+
+def test_auto_sample_values():
+    key = jax.random.key(4)
+    np.testing.assert_array_equal(om.sample(key, 9, 5), jax.random.orthogonal(key, 9, (), None, 5))
+    np.testing.assert_array_equal(om.sample(key, 9, 5, (3,)), om.haar_householder(key, 9, 5, (3,)))
+
+
+def test_householder_large_batches_map_over_slices(monkeypatch):
+    """Slice by slice (lax.map) or batched: the same reflectors and product."""
+    z = jax.random.normal(jax.random.key(3), (3, 2, 20, 12))
+    batched = om._householder_batch(z)
+    monkeypatch.setattr(om, "_HOUSEHOLDER_MAP_MIN_COLUMNS", 8)
+    mapped = om._householder_batch(z)
+    assert "scan[" in str(jax.make_jaxpr(om._householder_batch)(z))
+    np.testing.assert_allclose(mapped, batched, atol=2e-6)
+    assert orthogonality_error(mapped) < 1e-5

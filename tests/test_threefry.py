@@ -59,7 +59,11 @@ def x64():
 
 @pytest.fixture
 def fresh_probe(monkeypatch):
-    """Isolate the probe cache so that monkeypatched probes do not leak into other tests."""
+    """An unverified jax version with an empty probe cache: the run-time self-check path.
+
+    Isolates the cache so that monkeypatched probes do not leak into other tests.
+    """
+    monkeypatch.setattr(tf, "_VERIFIED_VERSIONS", frozenset())
     monkeypatch.setattr(tf, "_PROBE_RESULTS", {})
 
 
@@ -273,15 +277,6 @@ def test_probe_mismatch_falls_back(fresh_probe, monkeypatch):
     assert_bitwise_equal(tf.random_bits(key, (9,), 16), jax.random.bits(key, (9,), np.uint16))
 
 
-def test_probe_runs_once_per_config_and_passes(fresh_probe, monkeypatch):
-    calls = []
-    real = tf._probe
-    monkeypatch.setattr(tf, "_probe", lambda: calls.append(1) or real())
-    key = jax.random.key(0)
-    assert tf.is_supported(key) and tf.is_supported(key)
-    assert len(calls) == 1
-
-
 def test_probe_first_reached_while_tracing(fresh_probe):
     key = jax.random.key(0)
     got = jax.jit(lambda k: tf.normal(k, (5,)))(key)
@@ -292,6 +287,92 @@ def test_probe_first_reached_while_tracing(fresh_probe):
     assert_bitwise_equal(
         got, jax.vmap(lambda k: jax.random.normal(k, (5,)))(jax.random.split(key, 2))
     )
+
+
+def test_installed_versions_are_verified():
+    """The bit-exactness tests in this file are what admit a version to the trusted set."""
+    versions = tf._versions()
+    assert versions in tf._VERIFIED_VERSIONS, (
+        f"jax/jaxlib {versions} is not in jinit._threefry._VERIFIED_VERSIONS, so every "
+        "process pays the run-time self-check. If every other test in this file passes on "
+        "it, add it there."
+    )
+
+
+@pytest.mark.parametrize("partitionable", [True, False])
+def test_probe_passes_on_installed_versions(fresh_probe, partitionable):
+    old = jax.config.jax_threefry_partitionable
+    jax.config.update("jax_threefry_partitionable", partitionable)
+    try:
+        assert tf._probe()
+    finally:
+        jax.config.update("jax_threefry_partitionable", old)
+
+
+def test_verified_versions_skip_the_probe(monkeypatch):
+    def boom():
+        raise AssertionError("the probe ran on a verified version")
+
+    monkeypatch.setattr(tf, "_probe", boom)
+    monkeypatch.setattr(tf, "_PROBE_RESULTS", {})
+    monkeypatch.setattr(tf, "_versions", lambda: ("1.2.3", "1.2.4"))
+    monkeypatch.setattr(tf, "_VERIFIED_VERSIONS", frozenset({("1.2.3", "1.2.4")}))
+    key = jax.random.key(0)
+    assert tf.is_supported(key)
+    assert not uses_jax_threefry(lambda k: tf.normal(k, (4, 5)), key)
+
+
+def test_unverified_versions_probe_once(fresh_probe, monkeypatch):
+    calls = []
+    monkeypatch.setattr(tf, "_versions", lambda: ("9.9.9", "9.9.9"))
+    monkeypatch.setattr(tf, "_probe", lambda: calls.append(1) or True)
+    assert tf.is_supported(jax.random.key(0)) and tf.is_supported(jax.random.key(1))
+    assert calls == [1]
+
+
+def count_backend_compiles(fn, *args) -> int:
+    """How many XLA compilations ``fn(*args)`` triggers."""
+    names = []
+
+    def listener(name, _secs, **_kw):
+        names.append(name)
+
+    jax.monitoring.register_event_duration_secs_listener(listener)
+    try:
+        fn(*args)
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listener)
+    return sum("backend_compile" in n for n in names)
+
+
+def _abstract_init(key):
+    return {
+        "normal": tf.normal(key, (32, 16)),
+        "uniform": tf.uniform(key, (8,), None, -1.0, 1.0),
+        "trunc": tf.truncated_normal(key, -2.0, 2.0, (7, 3)),
+    }
+
+
+def test_eval_shape_compiles_nothing(monkeypatch):
+    """Abstract tracing (jax.eval_shape of a model's init) costs no compilation."""
+    monkeypatch.setattr(tf, "_PROBE_RESULTS", {})
+    key = jax.random.key(5)
+    assert count_backend_compiles(jax.eval_shape, _abstract_init, key) == 0
+
+
+def test_eval_shape_on_unverified_version_runs_the_probe(fresh_probe):
+    # The reverse of the test above, which shows that the counter sees the probe's compiles.
+    key = jax.random.key(6)
+    jax.clear_caches()  # the probe's programs may be compiled already in this process
+    assert count_backend_compiles(jax.eval_shape, _abstract_init, key) >= 2
+
+
+def test_non_cpu_backends_use_jax_random(monkeypatch):
+    monkeypatch.setattr(tf, "_cpu_backend", lambda: False)
+    key = jax.random.key(3)
+    assert not tf.is_supported(key)
+    assert uses_jax_threefry(lambda k: tf.normal(k, (4, 5)), key)
+    assert_bitwise_equal(tf.normal(key, (4, 5)), jax.random.normal(key, (4, 5)))
 
 
 def test_unimplemented_scheme_falls_back(monkeypatch):
