@@ -62,6 +62,14 @@ def second_moment_gain(nonlinearity: str, param: float | None = None) -> float:
     return float(1.0 / math.sqrt(second_moment))
 
 
+def _param(param: Any) -> float:
+    """``param`` as a float; ValueError for anything else, as torch's calculate_gain."""
+    try:
+        return check_real("param", param)
+    except TypeError as e:
+        raise ValueError(str(e)) from None
+
+
 def calculate_gain(nonlinearity: str, param: Any = None) -> float:
     r"""Returns the recommended gain for a nonlinearity (``torch.nn.init.calculate_gain``).
 
@@ -88,7 +96,7 @@ def calculate_gain(nonlinearity: str, param: Any = None) -> float:
       The gain, a float.
 
     Raises:
-      ValueError: for an unknown nonlinearity or a non-numeric ``param``.
+      ValueError: for an unknown nonlinearity or a non-numeric ``param`` (as PyTorch).
 
     Examples:
       >>> import jinit
@@ -112,7 +120,7 @@ def calculate_gain(nonlinearity: str, param: Any = None) -> float:
     if nonlinearity == "selu":
         return 3.0 / 4
     if nonlinearity == "leaky_relu":
-        slope = 0.01 if param is None else check_real("param", param)
-        return math.sqrt(2.0 / (1 + slope**2))
-    alpha = None if param is None else check_real("param", param)
+        slope = 0.01 if param is None else _param(param)
+        return math.sqrt(2.0 / (1 + slope * slope))
+    alpha = None if param is None else _param(param)
     return second_moment_gain(nonlinearity, alpha)

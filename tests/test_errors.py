@@ -46,7 +46,7 @@ KEY = jax.random.key(0)
             TypeError,
             r"`in_axis` must be an int or a sequence of ints; got 1.5",
         ),
-        (lambda: jinit.normal(-0.1), ValueError, r"`stddev` must be non-negative; got -0.1"),
+        (lambda: jinit.normal(-0.1), None, None),  # jax accepts it: the signs flip
         (lambda: jinit.uniform(math.nan), ValueError, r"`scale` must not be NaN"),
         (
             lambda: jinit.truncated_normal(1.0, lower=2.0, upper=-2.0),
@@ -73,7 +73,7 @@ KEY = jax.random.key(0)
             TypeError,
             r"`column_axis` must be an int; got 1.0",
         ),
-        (lambda: jinit.orthogonal(-2.0), ValueError, r"`scale` must be non-negative"),
+        (lambda: jinit.orthogonal(-2.0), None, None),  # as jax
         (lambda: jinit.sparse(1.0), ValueError, r"`sparsity` must be in \[0, 1\); got 1.0"),
         (lambda: jinit.sparse(-0.1), ValueError, r"`sparsity` must be in \[0, 1\); got -0.1"),
         (lambda: jinit.sparse(), ValueError, r"give exactly one of `sparsity` or `nonzero`"),
@@ -82,8 +82,8 @@ KEY = jax.random.key(0)
             ValueError,
             r"give exactly one of `sparsity` or `nonzero`",
         ),
-        (lambda: jinit.sparse(nonzero=0), ValueError, r"`nonzero` must be a positive int; got 0"),
-        (lambda: jinit.dirac(groups=0), ValueError, r"`groups` must be a positive int; got 0"),
+        (lambda: jinit.sparse(nonzero=0), ValueError, r"`nonzero` must be an int >= 1; got 0"),
+        (lambda: jinit.dirac(groups=0), ValueError, r"`groups` must be an int >= 1; got 0"),
         (lambda: jinit.constant("a"), TypeError, r"`value` must be numeric; got 'a'"),
         (
             lambda: jinit.he_normal(dtype=jnp.int32),
@@ -98,7 +98,7 @@ KEY = jax.random.key(0)
         ),
         (
             lambda: jinit.calculate_gain("leaky_relu", "a"),
-            TypeError,
+            ValueError,  # as torch.nn.init.calculate_gain
             r"`param` must be a real number; got 'a'",
         ),
         (
@@ -121,7 +121,7 @@ KEY = jax.random.key(0)
         (
             lambda: jinit.torch.bias_default(-3),
             ValueError,
-            r"`fan_in` must be a non-negative int; got -3",
+            r"`fan_in` must be an int >= 0; got -3",
         ),
         (
             lambda: jinit.keras.variance_scaling(0.0),
@@ -179,12 +179,11 @@ def test_factory_arguments_are_checked_at_build_time(build, error, match):
         ),
         (
             jinit.he_normal(),
-            (KEY, 5),
+            (KEY, "ab"),
             TypeError,
-            r"`shape` must be a sequence of ints such as \(5,\); got 5",
+            r"`shape` must be an int or a sequence of ints",
         ),
-        (jinit.he_normal(), (KEY, "ab"), TypeError, r"`shape` must be a sequence of ints"),
-        (jinit.he_normal(), (KEY, (4, True)), TypeError, r"`shape` must contain only ints"),
+        (jinit.he_normal(), (KEY, (4, None)), TypeError, r"`shape` must contain only ints"),
         (
             jinit.he_normal(),
             (KEY, (4, 4), jnp.int32),
@@ -196,7 +195,7 @@ def test_factory_arguments_are_checked_at_build_time(build, error, match):
             jinit.uniform(),
             (KEY, (4, 4), "not-a-dtype"),
             TypeError,
-            r"`dtype` must be a floating-point dtype; got 'not-a-dtype'",
+            r"`dtype` must be a floating-point or complex dtype; got 'not-a-dtype'",
         ),
         (
             jinit.he_normal(),
