@@ -21,6 +21,7 @@ from jinit._core import (
     check_axes,
     check_choice,
     check_dtype_arg,
+    check_int,
     check_real,
     compute_fans,
 )
@@ -49,15 +50,8 @@ PARTS: tuple[str, ...] = ("encoder", "decoder")
 
 
 def _check_count(name: str, value: Any, minimum: int = 1) -> int:
-    """A count (layers, branches): an int or NumPy integer (TypeError otherwise, floats
-    included) that is at least ``minimum`` (ValueError otherwise)."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise TypeError(
-            f"`{name}` must be an int >= {minimum}; got {value!r} of type {type(value).__name__}."
-        )
-    if value < minimum:
-        raise ValueError(f"`{name}` must be an int >= {minimum}; got {value!r}.")
-    return int(value)
+    """A count (layers, branches): an int >= ``minimum`` (see :func:`check_int`)."""
+    return check_int(name, value, minimum=minimum)
 
 
 # --------------------------------------------------------------------------------------

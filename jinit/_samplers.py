@@ -126,14 +126,13 @@ def clamp_inside(x: jax.Array, lo, hi) -> jax.Array:
     representable value on the inside before clamping.
     """
     dtype = x.dtype
-    lo, hi = jnp.asarray(lo), jnp.asarray(hi)
+    top = float(jnp.finfo(dtype).max)  # not inf: float8_e4m3fn has no infinity
+    lo = jnp.clip(jnp.asarray(lo), -top, top)
+    hi = jnp.clip(jnp.asarray(hi), -top, top)
     lo_d, hi_d = lo.astype(dtype), hi.astype(dtype)
-    lo_d = jnp.where(
-        lo_d.astype(lo.dtype) < lo, jnp.nextafter(lo_d, jnp.asarray(np.inf, dtype)), lo_d
-    )
-    hi_d = jnp.where(
-        hi_d.astype(hi.dtype) > hi, jnp.nextafter(hi_d, jnp.asarray(-np.inf, dtype)), hi_d
-    )
+    up, down = jnp.asarray(top, dtype), jnp.asarray(-top, dtype)
+    lo_d = jnp.where(lo_d.astype(lo.dtype) < lo, jnp.nextafter(lo_d, up), lo_d)
+    hi_d = jnp.where(hi_d.astype(hi.dtype) > hi, jnp.nextafter(hi_d, down), hi_d)
     return jnp.clip(x, lo_d, hi_d)
 
 
@@ -148,8 +147,8 @@ def _log_ndtr_inverse(logp: jax.Array) -> jax.Array:
     tiny = float(np.log(np.finfo(dtype).tiny)) + 10.0
     direct = jax.scipy.special.ndtri(jnp.exp(jnp.maximum(logp, tiny)))
     t = -2.0 * jnp.minimum(logp, tiny)
-    y = -jnp.sqrt(t - jnp.log(t) - np.log(2 * np.pi))
-    half_log_2pi = 0.5 * np.log(2 * np.pi)
+    y = -jnp.sqrt(t - jnp.log(t) - math.log(2 * math.pi))
+    half_log_2pi = 0.5 * math.log(2 * math.pi)
     for _ in range(4):
         log_cdf = jax.scipy.special.log_ndtr(y)
         log_pdf = -0.5 * y * y - half_log_2pi
@@ -200,25 +199,25 @@ def tail_truncated_normal_scaled(
 def complex_uniform(key, factor, *, shape, dtype, out_sharding) -> jax.Array:
     """Uniform on the unit-variance disk ``|z| <= sqrt(2)``, times ``factor``."""
     key_r, key_theta = jax.random.split(key)
-    rdtype = real_dtype(dtype)
-    r = jnp.sqrt(2 * _random.uniform(key_r, shape, rdtype, 0.0, 1.0, None)).astype(dtype)
-    u = _random.uniform(key_theta, shape, rdtype, 0.0, 1.0, None)
+    rdtype, flat = real_dtype(dtype), _flat(shape)
+    r = jnp.sqrt(2 * _random.uniform(key_r, flat, rdtype, 0.0, 1.0, None)).astype(dtype)
+    u = _random.uniform(key_theta, flat, rdtype, 0.0, 1.0, None)
     theta = 2 * np.pi * u.astype(dtype)
-    return constrain(r * jnp.exp(1j * theta) * factor, out_sharding)
+    return constrain((r * jnp.exp(1j * theta) * factor).reshape(shape), out_sharding)
 
 
 @functools.partial(jax.jit, static_argnames=_STATIC)
 def complex_truncated_normal(key, upper, factor, *, shape, dtype, out_sharding) -> jax.Array:
     """A circular complex normal (E|z|^2 = 1 before truncation) with ``|z| < upper``."""
     key_r, key_theta = jax.random.split(key)
-    rdtype = real_dtype(dtype)
+    rdtype, flat = real_dtype(dtype), _flat(shape)
     t = (1 - jnp.exp(jnp.asarray(-(upper**2), dtype))) * _random.uniform(
-        key_r, shape, rdtype, 0.0, 1.0, None
+        key_r, flat, rdtype, 0.0, 1.0, None
     ).astype(dtype)
     r = jnp.sqrt(-jnp.log(1 - t))
-    u = _random.uniform(key_theta, shape, rdtype, 0.0, 1.0, None)
+    u = _random.uniform(key_theta, flat, rdtype, 0.0, 1.0, None)
     theta = 2 * np.pi * u.astype(dtype)
-    return constrain(r * jnp.exp(1j * theta) * factor, out_sharding)
+    return constrain((r * jnp.exp(1j * theta) * factor).reshape(shape), out_sharding)
 
 
 # --------------------------------------------------------------------------------------

@@ -211,7 +211,7 @@ def check_out_sharding(out_sharding: Any, shape: Shape | None = None) -> OutShar
         if mesh.empty and spec_axis_names(spec):
             raise ValueError(
                 f"`out_sharding`={out_sharding!r} names mesh axes but no mesh is set: pass a "
-                "NamedSharding(mesh, spec), or call inside `with jax.sharding.use_mesh(mesh):`."
+                "NamedSharding(mesh, spec), or call inside `with jax.sharding.set_mesh(mesh):`."
             )
     if shape is not None and len(spec) > len(shape):
         raise ValueError(
