@@ -122,6 +122,57 @@ def test_jit_of_a_freshly_built_initializer_compiles_once():
     assert theirs[0] == 3
 
 
+def test_interning_is_thread_safe():
+    """Factories called from several threads once the bounded intern table is full (old
+    code: KeyError / RuntimeError from concurrent eviction)."""
+    import sys
+    import threading
+
+    errors = []
+
+    def build(offset):
+        try:
+            for i in range(2500):
+                jinit.normal(offset + i * 1e-3)
+        except Exception as e:
+            errors.append(e)
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible
+    try:
+        threads = [threading.Thread(target=build, args=(t,)) for t in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert not errors, errors[:3]
+
+
+def test_negative_zero_is_not_conflated_with_zero():
+    key = jax.random.key(0)
+    assert jinit.constant(-0.0) != jinit.constant(0.0)
+    assert bool(jnp.signbit(jinit.constant(0.0)(key, (2,))).any()) is False
+    assert bool(jnp.signbit(jinit.constant(-0.0)(key, (2,))).all())
+
+
+def test_array_constants_are_hashed_cheaply_and_not_kept_alive():
+    """A 16 MB constant: hashing is O(1) (identity), and the intern table does not keep the
+    array alive after the user drops it (old code hashed its bytes and kept it)."""
+    import gc
+    import weakref
+
+    array = np.zeros(4_000_000, np.float32)
+    ref = weakref.ref(array)
+    init = jinit.constant(array)
+    assert hash(init) == hash(jinit.constant(array)) and init == jinit.constant(array)
+    assert init._fields_key()[0] == ("id", id(array))  # no byte-wise key
+    del array, init
+    gc.collect()
+    assert ref() is None
+
+
 def test_eager_calls_compile_once_per_shape():
     """An eager call is one dispatch of a module-level compiled sampler: new initializer
     objects and new hyperparameter values reuse it."""
