@@ -103,6 +103,12 @@ def _from_keras_config(config: Mapping[str, Any]) -> dict[str, Any]:
             f"Keras config {dict(config)!r} has seed={seed!r}: jinit draws from the key passed "
             "at call time; drop the seed and pass jax.random.key(seed) to the initializer."
         )
+    for axes in ("input_axes", "output_axes"):  # Keras 3.1x fan axes: only the default
+        if kwargs.pop(axes, None) is not None:
+            raise ValueError(
+                f"Keras config {dict(config)!r} sets `{axes}`, which jinit.keras does not "
+                "take; use jinit.variance_scaling(..., in_axis=..., out_axis=...) instead."
+            )
     if isinstance(name, str) and not name.startswith(("keras.", "torch.")) and name[:1].isupper():
         name = f"keras.{name}"
     return {"name": name, **kwargs}
