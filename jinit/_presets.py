@@ -50,8 +50,9 @@ PARTS: tuple[str, ...] = ("encoder", "decoder")
 
 
 def _check_count(name: str, value: Any, minimum: int = 1) -> int:
-    """A count (layers, branches): an int >= ``minimum`` (see :func:`check_int`)."""
-    return check_int(name, value, minimum=minimum)
+    """A count (layers, branches): an int >= ``minimum`` and at most 2**53 (exact as a
+    float; the presets take roots of it)."""
+    return check_int(name, value, minimum=minimum, maximum=2**53)
 
 
 # --------------------------------------------------------------------------------------

@@ -93,14 +93,21 @@ def check_choice(name: str, value: Any, allowed: Sequence[str]) -> str:
     return value
 
 
-def check_int(name: str, value: Any, *, minimum: int | None = None) -> int:
-    """An int (Python or NumPy; TypeError otherwise, floats and bools included) that is at
-    least ``minimum`` (ValueError otherwise). Returns a Python int."""
-    what = "an int" if minimum is None else f"an int >= {minimum}"
+def check_int(
+    name: str, value: Any, *, minimum: int | None = None, maximum: int | None = None
+) -> int:
+    """An int (Python or NumPy; TypeError otherwise, floats and bools included) within
+    ``[minimum, maximum]`` (ValueError otherwise). Returns a Python int."""
+    if minimum is not None and maximum is not None:
+        what = f"an int in [{minimum}, {maximum}]"
+    elif minimum is not None:
+        what = f"an int >= {minimum}"
+    else:
+        what = "an int"
     if not is_int(value):
         raise TypeError(f"`{name}` must be {what}; got {value!r} of type {type(value).__name__}.")
-    if minimum is not None and value < minimum:
-        raise ValueError(f"`{name}` must be {what}; got {value!r}.")
+    if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+        raise ValueError(f"`{name}` must be {what}; got {_short(value)}.")
     return int(value)
 
 
@@ -251,6 +258,8 @@ def canonical_dtype(
 ) -> np.dtype:
     """Canonicalizes a user dtype to the numpy dtype jax will use (x64-aware)."""
     kinds = "a floating-point or complex dtype" if allow_complex else "a floating-point dtype"
+    if isinstance(dtype, (np.ndarray, jax.Array)):
+        raise TypeError(f"`{name}` must be {kinds}; got an array {dtype!r}.")
     try:
         np_dtype = np.dtype(dtype)
     except TypeError as e:

@@ -370,7 +370,7 @@ def bias_default(fan_in: int) -> Initializer:
       >>> bool(abs(b).max() <= 0.25)
       True
     """
-    fan_in = check_int("fan_in", fan_in, minimum=0)
+    fan_in = check_int("fan_in", fan_in, minimum=0, maximum=2**53)
     if fan_in == 0:
         return _init.zeros
     bound = 1.0 / math.sqrt(fan_in)
