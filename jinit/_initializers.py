@@ -170,7 +170,14 @@ class _Constant(Initializer):
                     f"constant value of shape {np.shape(value)} cannot be broadcast to the "
                     f"requested shape {shape}."
                 )
-        if not is_tracer(value) and not isinstance(value, jax.Array):
+        if isinstance(value, jax.Array) and not is_tracer(value) and value.size:
+            # A device array: two reductions instead of a host copy.
+            lo, hi = float(jnp.min(value.real)), float(jnp.max(value.real))
+            if jnp.issubdtype(dtype, jnp.integer):
+                check_int_value_fits("value", np.array([lo, hi]), dtype)
+            elif dtype != np.bool_:
+                check_fits("value", value, dtype, reach=max(abs(lo), abs(hi)))
+        elif not is_tracer(value):
             if jnp.issubdtype(dtype, jnp.integer) or dtype == np.bool_:
                 check_int_value_fits("value", value, dtype)
             elif np.size(value):
@@ -218,8 +225,8 @@ def constant(value: Any, dtype: Any = None) -> Initializer:
             if isinstance(value, int) and not isinstance(value, bool):  # beyond int64
                 raise ValueError(f"`value`={value!r} is too large for any dtype.")
             raise TypeError(f"`value` must be numeric; got {value!r}.")
-        if dt is not None and np.issubdtype(dt, np.inexact) and not isinstance(arr, jax.Array):
-            if not np.isfinite(arr).all():
+        if dt is not None and np.issubdtype(dt, np.inexact):
+            if not bool((jnp if isinstance(arr, jax.Array) else np).isfinite(arr).all()):
                 raise ValueError(f"`value` must be finite (no NaN or inf); got {value!r}.")
         if arr.ndim == 0 and not isinstance(arr, jax.Array):
             value = value if isinstance(value, (int, float, complex)) else arr.item()

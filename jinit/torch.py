@@ -85,7 +85,7 @@ class _TorchLayout(Initializer):
         return constrain(w, out_sharding)
 
     def __repr__(self) -> str:
-        return f"{self.base!r}.torch_layout"
+        return f"torch_layout({self.base!r})"
 
 
 def _laid_out(init: Initializer, layout: str) -> Initializer:
