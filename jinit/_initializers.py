@@ -367,6 +367,10 @@ def _clip_bounds(lower, upper, factor, loc, dtype):
     """The value-space bounds ``loc + factor * (lower, upper)`` (ordered), computed as the
     sampler computes them, at which a draw is clamped after its cast to ``dtype``."""
     cdt = _samplers.compute_dtype(dtype)
+    if all(isinstance(v, (float, np.ndarray)) and np.ndim(v) == 0 for v in (lower, upper)):
+        if isinstance(factor, np.ndarray) and isinstance(loc, np.ndarray):  # scalars, host
+            lo, hi = loc + factor * cdt.type(lower), loc + factor * cdt.type(upper)
+            return min(lo, hi), max(lo, hi)
     xp = jnp if any(is_tracer(v) for v in (lower, upper, factor, loc)) else np
     lo = xp.asarray(loc, cdt) + xp.asarray(factor, cdt) * xp.asarray(lower, cdt)
     hi = xp.asarray(loc, cdt) + xp.asarray(factor, cdt) * xp.asarray(upper, cdt)
@@ -381,6 +385,9 @@ def _bound_reach(lower: Any, upper: Any, dtype: np.dtype) -> Any:
     """The largest |z| a standard normal truncated to (lower, upper) can take."""
     if is_tracer(lower) or is_tracer(upper):
         return normal_reach(dtype)
+    if isinstance(lower, float) and isinstance(upper, float):
+        reach = normal_reach(dtype)
+        return max(reach if math.isinf(b) else abs(b) for b in (lower, upper))
     both = np.abs(np.concatenate([np.ravel(lower), np.ravel(upper)]).astype(np.float64))
     return float(np.where(np.isinf(both), normal_reach(dtype), both).max())
 

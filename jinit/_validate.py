@@ -98,12 +98,9 @@ def check_int(
 ) -> int:
     """An int (Python or NumPy; TypeError otherwise, floats and bools included) within
     ``[minimum, maximum]`` (ValueError otherwise). Returns a Python int."""
-    if minimum is not None and maximum is not None:
-        what = f"an int in [{minimum}, {maximum}]"
-    elif minimum is not None:
-        what = f"an int >= {minimum}"
-    else:
-        what = "an int"
+    what = "an int" if minimum is None else f"an int >= {minimum}"
+    if maximum is not None:
+        what += f" and <= {maximum}"
     if not is_int(value):
         raise TypeError(f"`{name}` must be {what}; got {value!r} of type {type(value).__name__}.")
     if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
@@ -250,6 +247,12 @@ def spec_axis_names(spec: PartitionSpec) -> list[str]:
 
 def default_float_dtype() -> np.dtype:
     """float32, or float64 when ``jax_enable_x64`` is on (as in jax)."""
+    return _default_float_dtype(bool(jax.config.jax_enable_x64))
+
+
+@functools.lru_cache(maxsize=2)
+def _default_float_dtype(x64: bool) -> np.dtype:
+    del x64  # the cache key
     return np.dtype(jnp.result_type(float))
 
 
@@ -377,6 +380,7 @@ def check_broadcastable(name: str, value: Any, shape: Shape) -> None:
 # --------------------------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=64)
 def dtype_max(dtype: np.dtype) -> float:
     """The largest finite value of a float/complex dtype (of its real part)."""
     dtype = np.dtype(dtype)
@@ -395,6 +399,8 @@ def normal_reach(dtype: np.dtype) -> float:
 
 def magnitude(value: Any) -> float:
     """``max |value|`` of a host scalar or array (0 for an empty array)."""
+    if isinstance(value, (int, float)):
+        return abs(float(value)) if abs(value) < 1e308 else math.inf
     host = np.abs(np.asarray(value, dtype=np.float64))
     return float(host.max()) if host.size else 0.0
 
