@@ -121,7 +121,7 @@ KEY = jax.random.key(0)
         (
             lambda: jinit.torch.bias_default(-3),
             ValueError,
-            r"`fan_in` must be an int >= 0; got -3",
+            r"`fan_in` must be an int >= 0.*; got -3",
         ),
         (
             lambda: jinit.keras.variance_scaling(0.0),
