@@ -110,7 +110,7 @@ def mesh_context(key: Any, out_sharding: OutSharding) -> contextlib.AbstractCont
         and uses_explicit_axes(out_sharding)
         and jax.sharding.get_abstract_mesh().empty
     ):
-        return jax.sharding.set_mesh(out_sharding.mesh)
+        return jax.sharding.set_mesh(out_sharding.mesh)  # type: ignore[arg-type]
     return contextlib.nullcontext()
 
 

@@ -45,7 +45,7 @@ def second_moment_gain(nonlinearity: str, param: float | None = None) -> float:
     [-12, 12] (error below 1e-9).
     """
     z = np.linspace(-12.0, 12.0, 240_001)
-    erf = np.frompyfunc(math.erf, 1, 1)
+    erf: Any = np.frompyfunc(math.erf, 1, 1)
     if nonlinearity == "gelu":  # exact GELU: z * Phi(z)
         f = z * 0.5 * (1.0 + erf(z / math.sqrt(2.0)).astype(float))
     elif nonlinearity in ("silu", "swish"):

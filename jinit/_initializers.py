@@ -172,11 +172,11 @@ class _Constant(Initializer):
                 )
         if isinstance(value, jax.Array) and not is_tracer(value) and value.size:
             # A device array: two reductions instead of a host copy.
-            lo, hi = float(jnp.min(value.real)), float(jnp.max(value.real))
+            low, high = float(jnp.min(value.real)), float(jnp.max(value.real))
             if jnp.issubdtype(dtype, jnp.integer):
-                check_int_value_fits("value", np.array([lo, hi]), dtype)
+                check_int_value_fits("value", np.array([low, high]), dtype)
             elif dtype != np.bool_:
-                check_fits("value", value, dtype, reach=max(abs(lo), abs(hi)))
+                check_fits("value", value, dtype, reach=max(abs(low), abs(high)))
         elif not is_tracer(value):
             if jnp.issubdtype(dtype, jnp.integer) or dtype == np.bool_:
                 check_int_value_fits("value", value, dtype)
@@ -213,6 +213,7 @@ def constant(value: Any, dtype: Any = None) -> Initializer:
       [[-7.0, -7.0], [-7.0, -7.0]]
     """
     if not is_tracer(value):
+        arr: Any
         if isinstance(value, jax.Array):
             arr = value
         else:

@@ -330,9 +330,9 @@ def fixup_branch(
       Normalization", ICLR 2019. arXiv:1901.09321.
     """
     s = fixup_scale(num_branches, branch_depth)
-    check_choice("mode", mode, MODES)
-    check_choice("distribution", distribution, DISTRIBUTIONS)
-    return variance_scaling(2.0 * s * s, mode, distribution, in_axis, out_axis, batch_axis, dtype)
+    mode_: Any = check_choice("mode", mode, MODES)
+    dist: Any = check_choice("distribution", distribution, DISTRIBUTIONS)
+    return variance_scaling(2.0 * s * s, mode_, dist, in_axis, out_axis, batch_axis, dtype)
 
 
 # --------------------------------------------------------------------------------------
@@ -383,8 +383,8 @@ def mup_hidden(
       Yang et al., "Tensor Programs V: Tuning Large Neural Networks via Zero-Shot
       Hyperparameter Transfer", 2022. arXiv:2203.03466 (Table 3).
     """
-    check_choice("distribution", distribution, DISTRIBUTIONS)
-    return variance_scaling(scale, "fan_in", distribution, in_axis, out_axis, batch_axis, dtype)
+    dist: Any = check_choice("distribution", distribution, DISTRIBUTIONS)
+    return variance_scaling(scale, "fan_in", dist, in_axis, out_axis, batch_axis, dtype)
 
 
 @dataclasses.dataclass(frozen=True, eq=False, repr=False)

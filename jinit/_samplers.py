@@ -256,7 +256,7 @@ def orthogonal(
     # q has shape (*batch, n_rows, n_cols): unflatten the rows and put every axis back.
     q = q.reshape(batch_shape + tuple(shape[a] for a in rest) + (n_cols,))
     source_order = (*batch_axes, *rest, column_axis)
-    q = jnp.transpose(q, np.argsort(source_order))
+    q = jnp.transpose(q, tuple(int(i) for i in np.argsort(source_order)))
     return constrain((jnp.asarray(scale, q.dtype) * q).astype(dtype), out_sharding)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, cast
 
 from jinit import _samplers
 from jinit._core import Initializer, replicated
@@ -228,7 +228,7 @@ def _torch_sparse(sparsity: float, stddev: float, unit: str = "input") -> Initia
     the JAX layout ``(in, out)``, ``"output"`` on the torch layout ``(out, in)``)."""
     base = sparse(sparsity, stddev=stddev)
     unit = check_choice("unit", unit, ("input", "output"))
-    return dataclasses.replace(base, unit=unit, exact_rank2=True)
+    return dataclasses.replace(cast(Any, base), unit=unit, exact_rank2=True)
 
 
 @dataclasses.dataclass(frozen=True, eq=False, repr=False)

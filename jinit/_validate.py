@@ -29,6 +29,7 @@ AxisSpec: TypeAlias = int | Sequence[int]
 # erfinv of a uniform on a grid of 2^-24 / 2^-53 steps: 5.4 and 8.3 standard deviations),
 # with margin. Used to refuse a stddev whose draws could overflow the dtype.
 _NORMAL_REACH = {4: 6.0, 8: 9.0}
+C = TypeVar("C")
 
 
 # --------------------------------------------------------------------------------------
@@ -69,7 +70,7 @@ def is_key(value: Any) -> bool:
 
 
 def _raw_key_shape() -> tuple[int, ...]:
-    return _raw_key_shape_for(jax.config.jax_default_prng_impl)
+    return _raw_key_shape_for(jax.config.jax_default_prng_impl)  # type: ignore[attr-defined]
 
 
 @functools.lru_cache(maxsize=8)
@@ -83,7 +84,7 @@ def _raw_key_shape_for(impl_name: str) -> tuple[int, ...]:
 # --------------------------------------------------------------------------------------
 
 
-def check_choice(name: str, value: Any, allowed: Sequence[str]) -> str:
+def check_choice(name: str, value: C, allowed: Sequence[str]) -> C:
     """Returns ``value`` if it is one of ``allowed``; raises naming them otherwise."""
     options = ", ".join(repr(a) for a in allowed)
     if not isinstance(value, str):
@@ -180,7 +181,7 @@ def check_real_or_array(name: str, value: Any, *, allow_inf: bool = False) -> An
 def check_axes(name: str, axes: AxisSpec) -> int | tuple[int, ...]:
     """Validates an axis or a sequence of axes (ints); returns an int or a tuple of ints."""
     if is_int(axes):
-        return int(axes)
+        return operator.index(axes)  # type: ignore[arg-type]
     if isinstance(axes, Sequence) and not isinstance(axes, str):
         if all(is_int(a) for a in axes):
             return tuple(int(a) for a in axes)
@@ -247,7 +248,7 @@ def spec_axis_names(spec: PartitionSpec) -> list[str]:
 
 def default_float_dtype() -> np.dtype:
     """float32, or float64 when ``jax_enable_x64`` is on (as in jax)."""
-    return _default_float_dtype(bool(jax.config.jax_enable_x64))
+    return _default_float_dtype(bool(jax.config.jax_enable_x64))  # type: ignore[attr-defined]
 
 
 @functools.lru_cache(maxsize=2)

@@ -14,7 +14,7 @@ Examples:
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, cast
 
 from jinit import _initializers as _init
 from jinit import _samplers
@@ -46,7 +46,7 @@ KERAS_DISTRIBUTIONS: tuple[str, ...] = (
     "normal",
     "uniform",
 )
-_TO_JINIT = {
+_TO_JINIT: dict[str, Any] = {
     "truncated_normal": "truncated_normal",
     "normal": "truncated_normal",
     "untruncated_normal": "normal",
@@ -112,7 +112,7 @@ def variance_scaling(
     mode = check_choice("mode", mode, KERAS_MODES)
     distribution = check_choice("distribution", distribution, KERAS_DISTRIBUTIONS)
     base = _init.variance_scaling(scale, mode, _TO_JINIT[distribution])
-    return dataclasses.replace(base, fan_rule="keras")
+    return dataclasses.replace(cast(Any, base), fan_rule="keras")
 
 
 @factory("jinit.keras.glorot_uniform")
