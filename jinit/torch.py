@@ -295,7 +295,9 @@ def sparse(sparsity: float, std: float = 0.01, *, layout: Layout = "jax") -> Ini
 
     PyTorch zeroes ``ceil(sparsity · out)`` entries in each column of its ``(out, in)``
     weight, i.e. per *input* unit; on the transposed JAX kernel that is per row. (For
-    zeros counted per output unit, as in Martens 2010, use :func:`jinit.sparse`.)
+    zeros counted per output unit, as in Martens 2010, use :func:`jinit.sparse`.) Like
+    ``sparse_``, only 2-D weights are accepted (``ValueError`` otherwise);
+    ``layout="torch"`` takes the ``(out, in)`` weight itself.
 
     Examples:
       >>> import jax, jinit.torch as tinit
