@@ -149,10 +149,15 @@ def _log_ndtr_inverse(logp: jax.Array) -> jax.Array:
     t = -2.0 * jnp.minimum(logp, tiny)
     y = -jnp.sqrt(t - jnp.log(t) - math.log(2 * math.pi))
     half_log_2pi = 0.5 * math.log(2 * math.pi)
-    for _ in range(4):
+    target = jnp.minimum(logp, tiny)
+
+    def newton(_, y):
         log_cdf = jax.scipy.special.log_ndtr(y)
         log_pdf = -0.5 * y * y - half_log_2pi
-        y = y - (log_cdf - jnp.minimum(logp, tiny)) * jnp.exp(log_cdf - log_pdf)
+        return y - (log_cdf - target) * jnp.exp(log_cdf - log_pdf)
+
+    # A loop, not an unrolled sequence: one copy of log_ndtr in the program (compile time).
+    y = jax.lax.fori_loop(0, 4, newton, y)
     return jnp.where(logp > tiny, direct, y)
 
 
