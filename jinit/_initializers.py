@@ -32,6 +32,7 @@ from jinit._validate import (
     check_int_value_fits,
     check_real,
     check_real_or_array,
+    dtype_max,
     factory,
     is_tracer,
     magnitude,
@@ -369,7 +370,8 @@ def _clip_bounds(lower, upper, factor, loc, dtype):
     sampler computes them, at which a draw is clamped after its cast to ``dtype``."""
     cdt = _samplers.compute_dtype(dtype)
     if all(isinstance(v, (float, np.ndarray)) and np.ndim(v) == 0 for v in (lower, upper)):
-        if isinstance(factor, np.ndarray) and isinstance(loc, np.ndarray):  # scalars, host
+        host = (np.ndarray, np.generic)
+        if isinstance(factor, host) and isinstance(loc, host):  # scalars, host-side
             lo, hi = loc + factor * cdt.type(lower), loc + factor * cdt.type(upper)
             return min(lo, hi), max(lo, hi)
     xp = jnp if any(is_tracer(v) for v in (lower, upper, factor, loc)) else np
@@ -561,10 +563,7 @@ class _VarianceScaling(Initializer):
 
     def _check_fits(self, variance: float, denominator: float, dtype, is_complex: bool) -> None:
         """The variance must be finite in the compute dtype and the draws in ``dtype``."""
-        detail = f"variance {self.scale:.4g} / {denominator:.4g} = {variance:.4g}"
-        ratio = f"{self.scale:.4g} / {denominator:.4g}"
         cdt = _samplers.compute_dtype(dtype)
-        check_fits("scale", self.scale, cdt, reach=variance, detail=ratio, what="the variance is")
         reach = {
             "truncated_normal": 2 / TRUNCATED_NORMAL_STD,
             "normal": normal_reach(dtype),
@@ -572,6 +571,11 @@ class _VarianceScaling(Initializer):
         }[self.distribution]
         if is_complex:
             reach = max(reach, math.sqrt(2.0), 2 / COMPLEX_TRUNCATED_NORMAL_STD)
+        if variance <= dtype_max(cdt) and math.sqrt(variance) * reach <= dtype_max(dtype):
+            return  # the common case: no message to build
+        ratio = f"{self.scale:.4g} / {denominator:.4g}"
+        check_fits("scale", self.scale, cdt, reach=variance, detail=ratio, what="the variance is")
+        detail = f"variance {ratio} = {variance:.4g}"
         check_fits("scale", self.scale, dtype, reach=math.sqrt(variance) * reach, detail=detail)
 
 

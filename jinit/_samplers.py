@@ -25,6 +25,7 @@ from jinit._core import OutSharding, Shape, constrain, replicated
 _STATIC = ("shape", "dtype", "out_sharding")
 
 
+@functools.lru_cache(maxsize=64)
 def compute_dtype(dtype: np.dtype) -> np.dtype:
     """The dtype a sample is computed in: float32 for floats narrower than 32 bits.
 
@@ -156,9 +157,11 @@ def _log_ndtr_inverse(logp: jax.Array) -> jax.Array:
         log_pdf = -0.5 * y * y - half_log_2pi
         return y - (log_cdf - target) * jnp.exp(log_cdf - log_pdf)
 
-    # A loop, not an unrolled sequence: one copy of log_ndtr in the program (compile time).
-    y = jax.lax.fori_loop(0, 4, newton, y)
-    return jnp.where(logp > tiny, direct, y)
+    def refine():  # a loop, not unrolled: one copy of log_ndtr in the program
+        return jnp.where(logp > tiny, direct, jax.lax.fori_loop(0, 4, newton, y))
+
+    # Only draws beyond ~13 (float32) standard deviations need it: skip it otherwise.
+    return jax.lax.cond(jnp.any(logp <= tiny), refine, lambda: direct)
 
 
 def tail_truncated_normal(key, lower, upper, shape, dtype) -> jax.Array:
