@@ -9,198 +9,59 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import functools
 import math
-import numbers
-import operator
+import threading
 from collections.abc import Sequence
-from typing import Any, ClassVar, TypeAlias
+from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec
 
-Shape: TypeAlias = tuple[int, ...]
-OutSharding: TypeAlias = NamedSharding | PartitionSpec | None
-AxisSpec: TypeAlias = int | Sequence[int]
+from jinit._validate import (
+    AxisSpec,
+    OutSharding,
+    Shape,
+    axes_tuple,
+    canonical_dtype,
+    canonical_shape,
+    check_axes,
+    check_choice,
+    check_dtype_arg,
+    check_int,
+    check_key,
+    check_out_sharding,
+    check_real,
+    default_float_dtype,
+    is_tracer,
+    normalize_axis,
+    spec_axis_names,
+)
+
+# Names kept for modules that import them from here (jinit.tools, jinit.train).
+_is_tracer = is_tracer
+_spec_axis_names = spec_axis_names
+_axes_tuple = axes_tuple
 
 __all__ = [
+    "AxisSpec",
     "Initializer",
+    "OutSharding",
+    "Shape",
+    "canonical_dtype",
+    "canonical_shape",
+    "check_axes",
+    "check_choice",
+    "check_dtype_arg",
+    "check_int",
+    "check_key",
+    "check_out_sharding",
+    "check_real",
     "compute_fans",
+    "default_float_dtype",
+    "normalize_axis",
 ]
-
-
-# --------------------------------------------------------------------------------------
-# Argument checks (factory time)
-# --------------------------------------------------------------------------------------
-
-
-def check_choice(name: str, value: Any, allowed: Sequence[str]) -> str:
-    """Returns ``value`` if it is one of ``allowed``; raises a ValueError naming them."""
-    options = ", ".join(repr(a) for a in allowed)
-    if not isinstance(value, str):
-        raise TypeError(f"`{name}` must be a string, one of {options}; got {value!r}.")
-    if value not in allowed:
-        raise ValueError(f"`{name}` must be one of {options}; got {value!r}.")
-    return value
-
-
-def _is_tracer(x: Any) -> bool:
-    return isinstance(x, jax.core.Tracer)
-
-
-def check_real(name: str, value: Any, *, positive: bool = False, nonnegative: bool = False):
-    """Validates a real scalar hyperparameter and returns it as a Python float.
-
-    Traced values (a factory called inside ``jax.jit`` with a traced scale) are returned
-    unchanged: they cannot be inspected, and jax accepts them too.
-    """
-    if _is_tracer(value):
-        return value
-    if isinstance(value, bool) or not (
-        isinstance(value, numbers.Real) or (np.ndim(value) == 0 and _is_real_array(value))
-    ):
-        raise TypeError(f"`{name}` must be a real number; got {value!r} of type {type(value)}.")
-    value = float(value)
-    if math.isnan(value):
-        raise ValueError(f"`{name}` must not be NaN; got {value!r}.")
-    if positive and not value > 0:
-        raise ValueError(f"`{name}` must be positive; got {value!r}.")
-    if nonnegative and not value >= 0:
-        raise ValueError(f"`{name}` must be non-negative; got {value!r}.")
-    return value
-
-
-def _is_real_array(value: Any) -> bool:
-    dtype = getattr(value, "dtype", None)
-    return (
-        dtype is not None
-        and np.issubdtype(np.dtype(dtype), np.number)
-        and not (np.issubdtype(np.dtype(dtype), np.complexfloating))
-    )
-
-
-def check_axes(name: str, axes: AxisSpec) -> int | tuple[int, ...]:
-    """Validates an axis or a sequence of axes (ints); returns an int or a tuple of ints."""
-    if isinstance(axes, (int, np.integer)) and not isinstance(axes, bool):
-        return int(axes)
-    if isinstance(axes, Sequence) and not isinstance(axes, str):
-        if all(isinstance(a, (int, np.integer)) and not isinstance(a, bool) for a in axes):
-            return tuple(int(a) for a in axes)
-    raise TypeError(f"`{name}` must be an int or a sequence of ints; got {axes!r}.")
-
-
-def check_dtype_arg(name: str, dtype: Any) -> np.dtype | None:
-    """Validates a ``dtype=`` factory argument (None or a float/complex dtype)."""
-    if dtype is None:
-        return None
-    return canonical_dtype(dtype, name=name, allow_complex=True)
-
-
-# --------------------------------------------------------------------------------------
-# Call-time canonicalization
-# --------------------------------------------------------------------------------------
-
-
-def default_float_dtype() -> np.dtype:
-    """float32, or float64 when ``jax_enable_x64`` is on (as in jax)."""
-    return np.dtype(jnp.result_type(float))
-
-
-def canonical_dtype(dtype: Any, *, name: str = "dtype", allow_complex: bool = True) -> np.dtype:
-    """Canonicalizes a user dtype to a numpy dtype that jax will use (x64-aware)."""
-    try:
-        np_dtype = np.dtype(dtype)
-    except TypeError as e:
-        raise TypeError(f"`{name}` must be a floating-point dtype; got {dtype!r}.") from e
-    np_dtype = np.dtype(jax.dtypes.canonicalize_dtype(np_dtype))
-    is_float = jnp.issubdtype(np_dtype, jnp.floating)
-    is_complex = jnp.issubdtype(np_dtype, jnp.complexfloating)
-    if not (is_float or (allow_complex and is_complex)):
-        kinds = "a floating-point or complex dtype" if allow_complex else "a floating-point dtype"
-        raise TypeError(
-            f"`{name}` must be {kinds} (e.g. float32, bfloat16); got {np_dtype.name}. "
-            "Weights are not initialized as integers or booleans."
-        )
-    return np_dtype
-
-
-def canonical_shape(shape: Any) -> Shape:
-    """Canonicalizes ``shape`` to a tuple of non-negative Python ints."""
-    if isinstance(shape, (int, np.integer)) and not isinstance(shape, bool):
-        raise TypeError(
-            f"`shape` must be a sequence of ints such as ({int(shape)},); got {shape!r}."
-        )
-    if not isinstance(shape, Sequence) or isinstance(shape, str):
-        if not isinstance(shape, np.ndarray):
-            raise TypeError(f"`shape` must be a sequence of ints; got {shape!r}.")
-    dims = []
-    for d in shape:
-        if not isinstance(d, (int, np.integer)) or isinstance(d, (bool, np.bool_)):
-            try:
-                if isinstance(d, (bool, np.bool_)):
-                    raise TypeError
-                d = operator.index(d)
-            except TypeError:
-                raise TypeError(
-                    f"`shape` must contain only ints; got {shape!r} (element {d!r} of type "
-                    f"{type(d).__name__})."
-                ) from None
-        if d < 0:
-            raise ValueError(f"`shape` must contain non-negative ints; got {tuple(shape)!r}.")
-        dims.append(int(d))
-    return tuple(dims)
-
-
-@functools.lru_cache(maxsize=8)
-def _raw_key_shape(impl_name: str) -> tuple[int, ...]:
-    """Shape of a raw key of the default PRNG implementation (``(2,)`` for threefry)."""
-    del impl_name  # the cache key: the default implementation is a config option
-    return tuple(jax.random.key_data(jax.random.key(0)).shape)
-
-
-def check_key(key: Any) -> jax.Array:
-    """Checks that ``key`` is a single PRNG key (typed, or raw uint32 data)."""
-    dtype = getattr(key, "dtype", None)
-    if dtype is not None and jnp.issubdtype(dtype, jax.dtypes.prng_key):
-        if key.shape != ():
-            raise ValueError(
-                f"`key` must be a single PRNG key; got a key array of shape {key.shape}. "
-                "Use jax.vmap to initialize with a batch of keys."
-            )
-        return key
-    if dtype is not None and np.dtype(dtype) == np.uint32 and np.ndim(key) >= 1:
-        expected = _raw_key_shape(jax.config.jax_default_prng_impl)
-        if tuple(np.shape(key)) != tuple(expected):
-            raise ValueError(
-                f"`key` must be a single PRNG key; got a raw uint32 key of shape "
-                f"{tuple(np.shape(key))}, expected {tuple(expected)}. Use jax.vmap to "
-                "initialize with a batch of keys."
-            )
-        return key
-    raise TypeError(
-        "`key` must be a PRNG key from jax.random.key(seed) or jax.random.PRNGKey(seed); "
-        f"got {key!r} of type {type(key).__name__}."
-    )
-
-
-def check_out_sharding(out_sharding: Any) -> OutSharding:
-    if out_sharding is None or isinstance(out_sharding, (NamedSharding, PartitionSpec)):
-        return out_sharding
-    raise TypeError(
-        "`out_sharding` must be a jax.sharding.NamedSharding, a PartitionSpec or None; "
-        f"got {out_sharding!r}."
-    )
-
-
-def _spec_axis_names(spec: PartitionSpec) -> list[str]:
-    names: list[str] = []
-    for entry in spec:
-        if entry is None:
-            continue
-        names.extend(entry if isinstance(entry, tuple) else (entry,))
-    return names
 
 
 def uses_explicit_axes(out_sharding: OutSharding) -> bool:
@@ -249,25 +110,8 @@ def mesh_context(key: Any, out_sharding: OutSharding) -> contextlib.AbstractCont
         and uses_explicit_axes(out_sharding)
         and jax.sharding.get_abstract_mesh().empty
     ):
-        return jax.sharding.set_mesh(out_sharding.mesh)
+        return jax.sharding.set_mesh(out_sharding.mesh)  # type: ignore[arg-type]
     return contextlib.nullcontext()
-
-
-def normalize_axis(name: str, axis: int, ndim: int, shape: Shape) -> int:
-    if not -ndim <= axis < ndim:
-        raise ValueError(
-            f"`{name}`={axis} is out of range for a weight of shape {shape} "
-            f"(rank {ndim}; allowed {-ndim}..{ndim - 1})."
-        )
-    return axis % ndim
-
-
-def _axes_tuple(name: str, axes: int | tuple[int, ...], shape: Shape) -> tuple[int, ...]:
-    axes = (axes,) if isinstance(axes, int) else axes
-    out = tuple(normalize_axis(name, a, len(shape), shape) for a in axes)
-    if len(set(out)) != len(out):
-        raise ValueError(f"`{name}`={axes!r} repeats an axis (shape {shape}).")
-    return out
 
 
 # --------------------------------------------------------------------------------------
@@ -345,15 +189,20 @@ def compute_fans(
 
 
 def _hashable(value: Any) -> Any:
+    """The identity of a field value for equality and hashing: cheap, and exact.
+
+    Arrays compare by identity (the initializer holds the array; hashing its bytes cost
+    O(size) on every use), floats keep the sign of zero (``constant(-0.0)`` fills with
+    -0.0), dtypes compare by name.
+    """
     if isinstance(value, (list, tuple)):
         return tuple(_hashable(v) for v in value)
     if isinstance(value, np.dtype):
         return ("dtype", value.name)
-    if _is_tracer(value):
+    if isinstance(value, float):
+        return ("float", value, math.copysign(1.0, value)) if value == 0 else value
+    if is_tracer(value) or isinstance(value, (np.ndarray, jax.Array, np.generic)):
         return ("id", id(value))
-    if isinstance(value, (np.ndarray, jax.Array)):
-        arr = np.asarray(value)
-        return ("array", arr.shape, arr.dtype.name, arr.tobytes())
     if isinstance(value, Initializer):
         return value
     try:
@@ -363,8 +212,26 @@ def _hashable(value: Any) -> Any:
     return value
 
 
+def _holds_objects(obj: Initializer) -> bool:
+    """Whether a field holds an array, a tracer or another unhashable object.
+
+    Such initializers are never interned: the intern table must not keep a user's array
+    alive, and identity-compared fields would make interning pointless anyway.
+    """
+    for f in dataclasses.fields(obj):
+        for leaf in jax.tree_util.tree_leaves(getattr(obj, f.name)):
+            if isinstance(leaf, (np.ndarray, jax.Array, np.generic)) or is_tracer(leaf):
+                return True
+            try:
+                hash(leaf)
+            except TypeError:
+                return True
+    return False
+
+
 _INTERN_LIMIT = 4096
 _interned: dict[Any, Any] = {}
+_intern_lock = threading.Lock()
 
 
 class _Interned(type):
@@ -373,21 +240,22 @@ class _Interned(type):
     jax's jit cache holds functions weakly and is hit by equal, hashable functions that
     are still alive; interning keeps one canonical instance of each initializer alive,
     so ``jax.jit(jinit.he_normal())`` compiles once in a process, not once per build.
-    The table is bounded; initializers holding tracers are never interned.
+    Only initializers made of plain scalars, strings and dtypes are interned (never one
+    holding an array or a tracer); the table is bounded (oldest entry evicted first) and
+    guarded by a lock, so factories may be called from several threads.
     """
 
     def __call__(cls, *args, **kwargs):
         obj = super().__call__(*args, **kwargs)
-        if any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree_util.tree_leaves(
-            [getattr(obj, f.name) for f in dataclasses.fields(obj)]
-        )):  # fmt: skip
+        if _holds_objects(obj):
             return obj
-        existing = _interned.get(obj)
-        if existing is not None:
-            return existing
-        if len(_interned) >= _INTERN_LIMIT:
-            del _interned[next(iter(_interned))]
-        _interned[obj] = obj
+        with _intern_lock:
+            existing = _interned.get(obj)
+            if existing is not None:
+                return existing
+            while len(_interned) >= _INTERN_LIMIT:
+                del _interned[next(iter(_interned))]
+            _interned[obj] = obj
         return obj
 
 
@@ -398,7 +266,7 @@ class Initializer(metaclass=_Interned):
     ``init(key, shape, dtype=None, out_sharding=None) -> jax.Array``, exactly as in
     :mod:`jax.nn.initializers`. Initializers built with equal arguments are equal and
     hash equally, so ``jax.jit(jinit.he_normal())`` reuses one compiled program however
-    many times the initializer is rebuilt.
+    many times the initializer is rebuilt (array-valued arguments compare by identity).
 
     Subclasses implement :meth:`_init` and receive canonical arguments: a checked key, a
     tuple of ints, a numpy dtype (the call's, else the factory's, else the default float
@@ -414,6 +282,7 @@ class Initializer(metaclass=_Interned):
     """
 
     supports_complex: ClassVar[bool] = True
+    supports_int: ClassVar[bool] = False  # integer and bool dtypes: the constants only
     name: ClassVar[str] = "initializer"
 
     def __call__(
@@ -427,13 +296,16 @@ class Initializer(metaclass=_Interned):
         shape = canonical_shape(shape)
         if dtype is None:
             dtype = getattr(self, "dtype", None)
-        dtype = default_float_dtype() if dtype is None else canonical_dtype(dtype)
+        if dtype is None:
+            dtype = default_float_dtype()
+        else:
+            dtype = canonical_dtype(dtype, allow_int=self.supports_int)
         if not self.supports_complex and jnp.issubdtype(dtype, jnp.complexfloating):
             raise TypeError(
                 f"{self.name} does not support complex dtypes; got dtype={dtype.name}. "
                 "Use a floating-point dtype."
             )
-        out_sharding = check_out_sharding(out_sharding)
+        out_sharding = check_out_sharding(out_sharding, shape)
         with mesh_context(key, out_sharding):
             return self._init(key, shape, dtype, out_sharding)
 

@@ -45,7 +45,7 @@ def second_moment_gain(nonlinearity: str, param: float | None = None) -> float:
     [-12, 12] (error below 1e-9).
     """
     z = np.linspace(-12.0, 12.0, 240_001)
-    erf = np.frompyfunc(math.erf, 1, 1)
+    erf: Any = np.frompyfunc(math.erf, 1, 1)
     if nonlinearity == "gelu":  # exact GELU: z * Phi(z)
         f = z * 0.5 * (1.0 + erf(z / math.sqrt(2.0)).astype(float))
     elif nonlinearity in ("silu", "swish"):
@@ -60,6 +60,14 @@ def second_moment_gain(nonlinearity: str, param: float | None = None) -> float:
     density = np.exp(-0.5 * z**2) / math.sqrt(2 * math.pi)
     second_moment = np.trapezoid(f**2 * density, z)
     return float(1.0 / math.sqrt(second_moment))
+
+
+def _param(param: Any) -> float:
+    """``param`` as a float; ValueError for anything else, as torch's calculate_gain."""
+    try:
+        return check_real("param", param)
+    except TypeError as e:
+        raise ValueError(str(e)) from None
 
 
 def calculate_gain(nonlinearity: str, param: Any = None) -> float:
@@ -88,7 +96,7 @@ def calculate_gain(nonlinearity: str, param: Any = None) -> float:
       The gain, a float.
 
     Raises:
-      ValueError: for an unknown nonlinearity or a non-numeric ``param``.
+      ValueError: for an unknown nonlinearity or a non-numeric ``param`` (as PyTorch).
 
     Examples:
       >>> import jinit
@@ -112,7 +120,7 @@ def calculate_gain(nonlinearity: str, param: Any = None) -> float:
     if nonlinearity == "selu":
         return 3.0 / 4
     if nonlinearity == "leaky_relu":
-        slope = 0.01 if param is None else check_real("param", param)
-        return math.sqrt(2.0 / (1 + slope**2))
-    alpha = None if param is None else check_real("param", param)
+        slope = 0.01 if param is None else _param(param)
+        return math.sqrt(2.0 / (1 + slope * slope))
+    alpha = None if param is None else _param(param)
     return second_moment_gain(nonlinearity, alpha)

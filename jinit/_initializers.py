@@ -17,20 +17,52 @@ import jax.numpy as jnp
 import numpy as np
 
 from jinit import _samplers
-from jinit._core import (
+from jinit._core import Initializer, compute_fans
+from jinit._random import ORTHOGONAL_METHODS  # H3 may move this constant; import it from there
+from jinit._validate import (
     AxisSpec,
-    Initializer,
     OutSharding,
     Shape,
-    _is_tracer,
     check_axes,
+    check_broadcastable,
     check_choice,
     check_dtype_arg,
+    check_fits,
+    check_int,
+    check_int_value_fits,
     check_real,
-    compute_fans,
+    check_real_or_array,
+    dtype_max,
+    factory,
+    is_tracer,
+    magnitude,
+    normal_reach,
     normalize_axis,
 )
-from jinit._random import ORTHOGONAL_METHODS
+
+_is_tracer = is_tracer  # the name jinit._structured and jinit.torch used
+
+__all__ = [
+    "constant",
+    "delta_orthogonal",
+    "glorot_normal",
+    "glorot_uniform",
+    "he_normal",
+    "he_uniform",
+    "kaiming_normal",
+    "kaiming_uniform",
+    "lecun_normal",
+    "lecun_uniform",
+    "normal",
+    "ones",
+    "orthogonal",
+    "truncated_normal",
+    "uniform",
+    "variance_scaling",
+    "xavier_normal",
+    "xavier_uniform",
+    "zeros",
+]
 
 Mode = Literal["fan_in", "fan_out", "fan_avg", "fan_geo_avg"]
 MODES: tuple[str, ...] = ("fan_in", "fan_out", "fan_avg", "fan_geo_avg")
@@ -83,6 +115,7 @@ def _require_rank(name: str, shape: Shape, ranks: Sequence[int] | int, what: str
 
 @dataclasses.dataclass(frozen=True, eq=False, repr=False)
 class _Zeros(Initializer):
+    supports_int: ClassVar[bool] = True
     name: ClassVar[str] = "zeros"
 
     def _init(self, key, shape, dtype, out_sharding):
@@ -94,6 +127,7 @@ class _Zeros(Initializer):
 
 @dataclasses.dataclass(frozen=True, eq=False, repr=False)
 class _Ones(Initializer):
+    supports_int: ClassVar[bool] = True
     name: ClassVar[str] = "ones"
 
     def _init(self, key, shape, dtype, out_sharding):
@@ -126,15 +160,32 @@ Examples:
 class _Constant(Initializer):
     value: Any
     dtype: Any = None
+    supports_int: ClassVar[bool] = True
     name: ClassVar[str] = "constant"
 
     def _init(self, key, shape, dtype, out_sharding):
-        if np.ndim(self.value) and not _broadcastable(np.shape(self.value), shape):
-            raise ValueError(
-                f"constant value of shape {np.shape(self.value)} cannot be broadcast to the "
-                f"requested shape {shape}."
-            )
-        return _samplers.full(self.value, shape=shape, dtype=dtype, out_sharding=out_sharding)
+        value = self.value
+        if np.ndim(value):
+            if not _broadcastable(np.shape(value), shape):
+                raise ValueError(
+                    f"constant value of shape {np.shape(value)} cannot be broadcast to the "
+                    f"requested shape {shape}."
+                )
+        if isinstance(value, jax.Array) and not is_tracer(value) and value.size:
+            # A device array: two reductions instead of a host copy.
+            low, high = float(jnp.min(value.real)), float(jnp.max(value.real))
+            if jnp.issubdtype(dtype, jnp.integer):
+                check_int_value_fits("value", np.array([low, high]), dtype)
+            elif dtype != np.bool_:
+                check_fits("value", value, dtype, reach=max(abs(low), abs(high)))
+        elif not is_tracer(value):
+            if jnp.issubdtype(dtype, jnp.integer) or dtype == np.bool_:
+                check_int_value_fits("value", value, dtype)
+            elif np.size(value):
+                check_fits("value", value, dtype, reach=magnitude(value))
+            if np.ndim(value) == 0:  # a Python int beyond int32 must not reach jit as is
+                value = np.asarray(value).astype(dtype)
+        return _samplers.full(value, shape=shape, dtype=dtype, out_sharding=out_sharding)
 
 
 def _broadcastable(src: tuple[int, ...], dst: Shape) -> bool:
@@ -143,6 +194,7 @@ def _broadcastable(src: tuple[int, ...], dst: Shape) -> bool:
     return all(s in (1, d) for s, d in zip(reversed(src), reversed(dst), strict=False))
 
 
+@factory("jinit.constant")
 def constant(value: Any, dtype: Any = None) -> Initializer:
     """Builds an initializer that fills arrays with ``value`` (``jax.nn.initializers.constant``).
 
@@ -161,12 +213,26 @@ def constant(value: Any, dtype: Any = None) -> Initializer:
       >>> jinit.constant(-7.0)(jax.random.key(0), (2, 2)).tolist()
       [[-7.0, -7.0], [-7.0, -7.0]]
     """
-    if not _is_tracer(value):
-        arr = np.asarray(value)
-        if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
+    if not is_tracer(value):
+        arr: Any
+        if isinstance(value, jax.Array):
+            arr = value
+        else:
+            try:
+                arr = np.asarray(value)
+            except (TypeError, ValueError, OverflowError):
+                arr = np.asarray(None)
+        dt = np.dtype(arr.dtype) if arr.dtype != object else None
+        if dt is None or not (np.issubdtype(dt, np.number) or dt == np.bool_ or dt.kind == "V"):
+            if isinstance(value, int) and not isinstance(value, bool):  # beyond int64
+                raise ValueError(f"`value`={value!r} is too large for any dtype.")
             raise TypeError(f"`value` must be numeric; got {value!r}.")
-        value = arr.item() if arr.ndim == 0 else arr
-    return _Constant(value, check_dtype_arg("dtype", dtype))
+        if dt is not None and np.issubdtype(dt, np.inexact):
+            if not bool((jnp if isinstance(arr, jax.Array) else np).isfinite(arr).all()):
+                raise ValueError(f"`value` must be finite (no NaN or inf); got {value!r}.")
+        if arr.ndim == 0 and not isinstance(arr, jax.Array):
+            value = value if isinstance(value, (int, float, complex)) else arr.item()
+    return _Constant(value, check_dtype_arg("dtype", dtype, allow_int=True))
 
 
 # --------------------------------------------------------------------------------------
@@ -182,6 +248,8 @@ class _Uniform(Initializer):
     name: ClassVar[str] = "uniform"
 
     def _init(self, key, shape, dtype, out_sharding):
+        _check_array_arg("scale", self.scale, shape)
+        check_fits("scale", self.scale, dtype, reach=_mag(self.scale))
         return _samplers.uniform(
             key,
             0.0,
@@ -194,6 +262,7 @@ class _Uniform(Initializer):
         )
 
 
+@factory("jinit.uniform")
 def uniform(scale: float = 1e-2, dtype: Any = None) -> Initializer:
     r"""Builds an initializer sampling :math:`U[0, \mathrm{scale})`, as jax.nn.initializers.uniform.
 
@@ -201,7 +270,8 @@ def uniform(scale: float = 1e-2, dtype: Any = None) -> Initializer:
     symmetric range use ``jinit.torch.uniform(-a, a)`` or ``jinit.keras.random_uniform``.
 
     Args:
-      scale: the upper bound of the range (non-negative).
+      scale: the upper bound of the range (a negative scale gives ``(scale, 0]``, as in
+        jax), or an array broadcastable to the weight's shape.
       dtype: the default dtype of the weights.
 
     Returns:
@@ -213,7 +283,7 @@ def uniform(scale: float = 1e-2, dtype: Any = None) -> Initializer:
       >>> bool((w >= 0).all() and (w < 10).all())
       True
     """
-    return _Uniform(check_real("scale", scale, nonnegative=True), check_dtype_arg("dtype", dtype))
+    return _Uniform(check_real_or_array("scale", scale), check_dtype_arg("dtype", dtype))
 
 
 @dataclasses.dataclass(frozen=True, eq=False, repr=False)
@@ -224,6 +294,9 @@ class _Normal(Initializer):
     name: ClassVar[str] = "normal"
 
     def _init(self, key, shape, dtype, out_sharding):
+        _check_array_arg("stddev", self.stddev, shape)
+        reach = _mag(self.mean) + _mag(self.stddev) * normal_reach(dtype)
+        check_fits("stddev", self.stddev, dtype, reach=reach, detail="normal draws reach ±6 stddev")
         return _samplers.normal(
             key,
             _in_dtype(self.stddev, dtype),
@@ -234,6 +307,7 @@ class _Normal(Initializer):
         )
 
 
+@factory("jinit.normal")
 def normal(stddev: float = 1e-2, dtype: Any = None, *, mean: float = 0.0) -> Initializer:
     r"""Builds an initializer sampling :math:`\mathcal{N}(\mathrm{mean}, \mathrm{stddev}^2)`.
 
@@ -241,7 +315,8 @@ def normal(stddev: float = 1e-2, dtype: Any = None, *, mean: float = 0.0) -> Ini
     give a circular complex normal with :math:`E|z|^2 = \mathrm{stddev}^2`.
 
     Args:
-      stddev: the standard deviation (non-negative).
+      stddev: the standard deviation (a negative value flips the signs, as in jax), or an
+        array broadcastable to the weight's shape.
       dtype: the default dtype of the weights.
       mean: the mean (a jinit extension; jax has none).
 
@@ -255,7 +330,7 @@ def normal(stddev: float = 1e-2, dtype: Any = None, *, mean: float = 0.0) -> Ini
       True
     """
     return _Normal(
-        check_real("stddev", stddev, nonnegative=True),
+        check_real_or_array("stddev", stddev),
         check_dtype_arg("dtype", dtype),
         check_real("mean", mean),
     )
@@ -272,29 +347,80 @@ class _TruncatedNormal(Initializer):
     name: ClassVar[str] = "truncated_normal"
 
     def _init(self, key, shape, dtype, out_sharding):
+        for name in ("stddev", "lower", "upper"):
+            _check_array_arg(name, getattr(self, name), shape)
+        reach = _mag(self.mean) + _mag(self.stddev) * _bound_reach(self.lower, self.upper, dtype)
+        check_fits("stddev", self.stddev, dtype, reach=reach)
+        stddev, mean = _in_dtype(self.stddev, dtype), _in_dtype(self.mean, dtype)
         return _samplers.truncated_normal(
             key,
             self.lower,
             self.upper,
-            _in_dtype(self.stddev, dtype),
-            _in_dtype(self.mean, dtype),
+            stddev,
+            mean,
+            *_clip_bounds(self.lower, self.upper, stddev, mean, dtype),
             shape=shape,
             dtype=dtype,
             out_sharding=out_sharding,
         )
 
 
-def _check_bounds(lower_name: str, lower: Any, upper_name: str, upper: Any):
-    lower = check_real(lower_name, lower)
-    upper = check_real(upper_name, upper)
-    if not (_is_tracer(lower) or _is_tracer(upper)) and not lower < upper:
-        raise ValueError(
-            f"`{lower_name}` must be less than `{upper_name}`; got {lower_name}={lower!r}, "
-            f"{upper_name}={upper!r}."
-        )
+def _clip_bounds(lower, upper, factor, loc, dtype):
+    """The value-space bounds ``loc + factor * (lower, upper)`` (ordered), computed as the
+    sampler computes them, at which a draw is clamped after its cast to ``dtype``."""
+    cdt = _samplers.compute_dtype(dtype)
+    if all(isinstance(v, (float, np.ndarray)) and np.ndim(v) == 0 for v in (lower, upper)):
+        host = (np.ndarray, np.generic)
+        if isinstance(factor, host) and isinstance(loc, host):  # scalars, host-side
+            lo, hi = loc + factor * cdt.type(lower), loc + factor * cdt.type(upper)
+            return min(lo, hi), max(lo, hi)
+    xp = jnp if any(is_tracer(v) for v in (lower, upper, factor, loc)) else np
+    lo = xp.asarray(loc, cdt) + xp.asarray(factor, cdt) * xp.asarray(lower, cdt)
+    hi = xp.asarray(loc, cdt) + xp.asarray(factor, cdt) * xp.asarray(upper, cdt)
+    return xp.minimum(lo, hi), xp.maximum(lo, hi)
+
+
+def _mag(value: Any) -> Any:
+    return abs(value) if is_tracer(value) else magnitude(value)
+
+
+def _bound_reach(lower: Any, upper: Any, dtype: np.dtype) -> Any:
+    """The largest |z| a standard normal truncated to (lower, upper) can take."""
+    if is_tracer(lower) or is_tracer(upper):
+        return normal_reach(dtype)
+    if isinstance(lower, float) and isinstance(upper, float):
+        reach = normal_reach(dtype)
+        return max(reach if math.isinf(b) else abs(b) for b in (lower, upper))
+    both = np.abs(np.concatenate([np.ravel(lower), np.ravel(upper)]).astype(np.float64))
+    return float(np.where(np.isinf(both), normal_reach(dtype), both).max())
+
+
+def _check_array_arg(name: str, value: Any, shape: Shape) -> None:
+    if not is_tracer(value) and np.ndim(value):
+        check_broadcastable(name, value, shape)
+
+
+def _check_bounds(lower_name: str, lower: Any, upper_name: str, upper: Any, *, arrays=False):
+    check = check_real_or_array if arrays else check_real
+    lower = check(lower_name, lower, allow_inf=True)
+    upper = check(upper_name, upper, allow_inf=True)
+    if not (is_tracer(lower) or is_tracer(upper)):
+        try:
+            ordered = bool(np.all(np.asarray(lower) < np.asarray(upper)))
+        except ValueError:  # shapes that do not broadcast together
+            raise ValueError(
+                f"`{lower_name}` of shape {np.shape(lower)} and `{upper_name}` of shape "
+                f"{np.shape(upper)} do not broadcast together."
+            ) from None
+        if not ordered:
+            raise ValueError(
+                f"`{lower_name}` must be less than `{upper_name}`; got {lower_name}={lower!r}, "
+                f"{upper_name}={upper!r}."
+            )
     return lower, upper
 
 
+@factory("jinit.truncated_normal")
 def truncated_normal(
     stddev: float = 1e-2,
     dtype: Any = None,
@@ -314,10 +440,12 @@ def truncated_normal(
     bounds). :func:`variance_scaling` applies the correction.
 
     Args:
-      stddev: standard deviation of the untruncated distribution (non-negative).
+      stddev: standard deviation of the untruncated distribution (or an array
+        broadcastable to the weight's shape; negative flips the signs, as in jax).
       dtype: the default dtype of the weights.
-      lower: lower bound, in units of ``stddev``.
-      upper: upper bound, in units of ``stddev``; must exceed ``lower``.
+      lower: lower bound, in units of ``stddev`` (an array broadcastable to the weight's
+        shape too, as in jax; ``-inf`` allowed).
+      upper: upper bound, in units of ``stddev``; must exceed ``lower`` elementwise.
       mean: the centre (a jinit extension).
 
     Returns:
@@ -329,9 +457,9 @@ def truncated_normal(
       >>> bool((abs(w) < 2).all())
       True
     """
-    lower, upper = _check_bounds("lower", lower, "upper", upper)
+    lower, upper = _check_bounds("lower", lower, "upper", upper, arrays=True)
     return _TruncatedNormal(
-        check_real("stddev", stddev, nonnegative=True),
+        check_real_or_array("stddev", stddev),
         check_dtype_arg("dtype", dtype),
         lower,
         upper,
@@ -350,6 +478,9 @@ class _UniformRange(Initializer):
     name: ClassVar[str] = "uniform_range"
 
     def _init(self, key, shape, dtype, out_sharding):
+        if not (is_tracer(self.minval) or is_tracer(self.maxval)):
+            reach = max(abs(self.minval), abs(self.maxval))
+            check_fits("maxval", self.maxval, dtype, reach=reach)
         one, zero = _in_dtype(1, dtype), _in_dtype(0, dtype)
         return _samplers.uniform(
             key, self.minval, self.maxval, one, zero, shape=shape, dtype=dtype,
@@ -360,6 +491,8 @@ class _UniformRange(Initializer):
 def uniform_range(minval: float, maxval: float, dtype: Any = None) -> Initializer:
     """Builds an initializer sampling ``U[minval, maxval)`` (used by jinit.torch/keras)."""
     minval, maxval = _check_bounds("minval", minval, "maxval", maxval)
+    for name, value in (("minval", minval), ("maxval", maxval)):
+        check_real(name, value)  # finite
     return _UniformRange(minval, maxval, check_dtype_arg("dtype", dtype))
 
 
@@ -408,8 +541,10 @@ class _VarianceScaling(Initializer):
         denominator = self.denominator(shape)
         if math.prod(shape) == 0:
             return _empty(shape, dtype, out_sharding)
-        variance = _in_dtype(self.scale / denominator, dtype)
         is_complex = jnp.issubdtype(dtype, jnp.complexfloating)
+        if not is_tracer(self.scale):
+            self._check_fits(self.scale / denominator, denominator, dtype, is_complex)
+        variance = _in_dtype(self.scale / denominator, dtype)
         common = dict(shape=shape, dtype=dtype, out_sharding=out_sharding)
         zero = _in_dtype(0, dtype)
         if self.distribution == "truncated_normal":
@@ -417,7 +552,8 @@ class _VarianceScaling(Initializer):
                 stddev = _sqrt(variance) / _in_dtype(COMPLEX_TRUNCATED_NORMAL_STD, dtype)
                 return _samplers.complex_truncated_normal(key, 2.0, stddev, **common)
             stddev = _sqrt(variance) / _in_dtype(TRUNCATED_NORMAL_STD, dtype)
-            return _samplers.truncated_normal(key, -2.0, 2.0, stddev, zero, **common)
+            clip = _clip_bounds(-2.0, 2.0, stddev, zero, dtype)
+            return _samplers.truncated_normal(key, -2.0, 2.0, stddev, zero, *clip, **common)
         if self.distribution == "normal":
             return _samplers.normal(key, _sqrt(variance), zero, **common)
         if is_complex:
@@ -425,7 +561,25 @@ class _VarianceScaling(Initializer):
         factor = _sqrt(_in_dtype(3, dtype) * variance)
         return _samplers.uniform(key, -1.0, 1.0, factor, zero, **common)
 
+    def _check_fits(self, variance: float, denominator: float, dtype, is_complex: bool) -> None:
+        """The variance must be finite in the compute dtype and the draws in ``dtype``."""
+        cdt = _samplers.compute_dtype(dtype)
+        reach = {
+            "truncated_normal": 2 / TRUNCATED_NORMAL_STD,
+            "normal": normal_reach(dtype),
+            "uniform": math.sqrt(3.0),
+        }[self.distribution]
+        if is_complex:
+            reach = max(reach, math.sqrt(2.0), 2 / COMPLEX_TRUNCATED_NORMAL_STD)
+        if variance <= dtype_max(cdt) and math.sqrt(variance) * reach <= dtype_max(dtype):
+            return  # the common case: no message to build
+        ratio = f"{self.scale:.4g} / {denominator:.4g}"
+        check_fits("scale", self.scale, cdt, reach=variance, detail=ratio, what="the variance is")
+        detail = f"variance {ratio} = {variance:.4g}"
+        check_fits("scale", self.scale, dtype, reach=math.sqrt(variance) * reach, detail=detail)
 
+
+@factory("jinit.variance_scaling")
 def variance_scaling(
     scale: float,
     mode: Mode,
@@ -455,7 +609,7 @@ def variance_scaling(
     Fans come from :func:`compute_fans` with ``in_axis``, ``out_axis`` and ``batch_axis``.
 
     Args:
-      scale: the variance scale (non-negative, not NaN).
+      scale: the variance scale (non-negative and finite: jax's negative scales give NaN).
       mode: one of ``"fan_in"``, ``"fan_out"``, ``"fan_avg"``, ``"fan_geo_avg"``.
       distribution: one of ``"truncated_normal"``, ``"normal"``, ``"uniform"``.
       in_axis: axis or axes of the input dimension.
@@ -492,7 +646,13 @@ def variance_scaling(
     )
 
 
-def glorot_uniform(in_axis=-2, out_axis=-1, batch_axis=(), dtype=None) -> Initializer:
+@factory("jinit.glorot_uniform")
+def glorot_uniform(
+    in_axis: AxisSpec = -2,
+    out_axis: AxisSpec = -1,
+    batch_axis: AxisSpec = (),
+    dtype: Any = None,
+) -> Initializer:
     """``variance_scaling(1.0, "fan_avg", "uniform")`` — Glorot & Bengio 2010.
 
     Examples:
@@ -503,7 +663,13 @@ def glorot_uniform(in_axis=-2, out_axis=-1, batch_axis=(), dtype=None) -> Initia
     return variance_scaling(1.0, "fan_avg", "uniform", in_axis, out_axis, batch_axis, dtype)
 
 
-def glorot_normal(in_axis=-2, out_axis=-1, batch_axis=(), dtype=None) -> Initializer:
+@factory("jinit.glorot_normal")
+def glorot_normal(
+    in_axis: AxisSpec = -2,
+    out_axis: AxisSpec = -1,
+    batch_axis: AxisSpec = (),
+    dtype: Any = None,
+) -> Initializer:
     """``variance_scaling(1.0, "fan_avg", "truncated_normal")`` — Glorot & Bengio 2010.
 
     Examples:
@@ -516,7 +682,13 @@ def glorot_normal(in_axis=-2, out_axis=-1, batch_axis=(), dtype=None) -> Initial
     )
 
 
-def lecun_uniform(in_axis=-2, out_axis=-1, batch_axis=(), dtype=None) -> Initializer:
+@factory("jinit.lecun_uniform")
+def lecun_uniform(
+    in_axis: AxisSpec = -2,
+    out_axis: AxisSpec = -1,
+    batch_axis: AxisSpec = (),
+    dtype: Any = None,
+) -> Initializer:
     """``variance_scaling(1.0, "fan_in", "uniform")`` — LeCun et al. 1998.
 
     Examples:
@@ -527,7 +699,13 @@ def lecun_uniform(in_axis=-2, out_axis=-1, batch_axis=(), dtype=None) -> Initial
     return variance_scaling(1.0, "fan_in", "uniform", in_axis, out_axis, batch_axis, dtype)
 
 
-def lecun_normal(in_axis=-2, out_axis=-1, batch_axis=(), dtype=None) -> Initializer:
+@factory("jinit.lecun_normal")
+def lecun_normal(
+    in_axis: AxisSpec = -2,
+    out_axis: AxisSpec = -1,
+    batch_axis: AxisSpec = (),
+    dtype: Any = None,
+) -> Initializer:
     """``variance_scaling(1.0, "fan_in", "truncated_normal")`` — LeCun et al. 1998 (Flax's default).
 
     Examples:
@@ -538,7 +716,13 @@ def lecun_normal(in_axis=-2, out_axis=-1, batch_axis=(), dtype=None) -> Initiali
     return variance_scaling(1.0, "fan_in", "truncated_normal", in_axis, out_axis, batch_axis, dtype)
 
 
-def he_uniform(in_axis=-2, out_axis=-1, batch_axis=(), dtype=None) -> Initializer:
+@factory("jinit.he_uniform")
+def he_uniform(
+    in_axis: AxisSpec = -2,
+    out_axis: AxisSpec = -1,
+    batch_axis: AxisSpec = (),
+    dtype: Any = None,
+) -> Initializer:
     """``variance_scaling(2.0, "fan_in", "uniform")`` — He et al. 2015.
 
     Examples:
@@ -549,7 +733,13 @@ def he_uniform(in_axis=-2, out_axis=-1, batch_axis=(), dtype=None) -> Initialize
     return variance_scaling(2.0, "fan_in", "uniform", in_axis, out_axis, batch_axis, dtype)
 
 
-def he_normal(in_axis=-2, out_axis=-1, batch_axis=(), dtype=None) -> Initializer:
+@factory("jinit.he_normal")
+def he_normal(
+    in_axis: AxisSpec = -2,
+    out_axis: AxisSpec = -1,
+    batch_axis: AxisSpec = (),
+    dtype: Any = None,
+) -> Initializer:
     """``variance_scaling(2.0, "fan_in", "truncated_normal")`` — He et al. 2015.
 
     Examples:
@@ -583,6 +773,7 @@ class _Orthogonal(Initializer):
 
     def _init(self, key, shape, dtype, out_sharding):
         _require_rank("orthogonal", shape, 2, "a weight of rank >= 2")
+        check_fits("scale", self.scale, dtype, reach=_mag(self.scale))
         column_axis = normalize_axis("column_axis", self.column_axis, len(shape), shape)
         batch = self.batch_axis if isinstance(self.batch_axis, tuple) else (self.batch_axis,)
         batch_axes = tuple(normalize_axis("batch_axis", a, len(shape), shape) for a in batch)
@@ -608,6 +799,7 @@ class _Orthogonal(Initializer):
         )
 
 
+@factory("jinit.orthogonal")
 def orthogonal(
     scale: float = 1.0,
     column_axis: int = -1,
@@ -635,7 +827,7 @@ def orthogonal(
     ``"qr"`` reproduces jax's values.
 
     Args:
-      scale: multiplier of the orthogonal matrix (non-negative).
+      scale: multiplier of the orthogonal matrix (negative flips the signs, as in jax).
       column_axis: the axis whose entries are the columns.
       dtype: the default dtype of the weights.
       batch_axis: axis or axes of independent matrices.
@@ -657,11 +849,9 @@ def orthogonal(
       Saxe et al. 2014 (arXiv:1312.6120); Mezzadri 2007 (arXiv:math-ph/0609050);
       Stewart 1980, SIAM J. Numer. Anal. 17(3).
     """
-    if not isinstance(column_axis, (int, np.integer)) or isinstance(column_axis, bool):
-        raise TypeError(f"`column_axis` must be an int; got {column_axis!r}.")
     return _Orthogonal(
-        check_real("scale", scale, nonnegative=True),
-        int(column_axis),
+        check_real("scale", scale),
+        check_int("column_axis", column_axis),
         check_dtype_arg("dtype", dtype),
         check_axes("batch_axis", batch_axis),
         check_choice("method", method, ORTHOGONAL_METHODS),
@@ -683,6 +873,7 @@ class _DeltaOrthogonal(Initializer):
                 f"got shape {shape}."
             )
         column_axis = normalize_axis("column_axis", self.column_axis, 2, shape[-2:])
+        check_fits("scale", self.scale, dtype, reach=_mag(self.scale))
         if math.prod(shape) == 0:
             return _empty(shape, dtype, out_sharding)
         return _samplers.delta_orthogonal(
@@ -691,6 +882,7 @@ class _DeltaOrthogonal(Initializer):
         )  # fmt: skip
 
 
+@factory("jinit.delta_orthogonal")
 def delta_orthogonal(scale: float = 1.0, column_axis: int = -1, dtype: Any = None) -> Initializer:
     r"""Builds a delta-orthogonal conv initializer (``jax.nn.initializers.delta_orthogonal``).
 
@@ -716,10 +908,8 @@ def delta_orthogonal(scale: float = 1.0, column_axis: int = -1, dtype: Any = Non
       Xiao et al. 2018, "Dynamical Isometry and a Mean Field Theory of CNNs"
       (arXiv:1806.05393).
     """
-    if not isinstance(column_axis, (int, np.integer)) or isinstance(column_axis, bool):
-        raise TypeError(f"`column_axis` must be an int; got {column_axis!r}.")
     return _DeltaOrthogonal(
-        check_real("scale", scale, nonnegative=True),
-        int(column_axis),
+        check_real("scale", scale),
+        check_int("column_axis", column_axis),
         check_dtype_arg("dtype", dtype),
     )

@@ -21,6 +21,7 @@ from jinit._core import (
     check_axes,
     check_choice,
     check_dtype_arg,
+    check_int,
     check_real,
     compute_fans,
 )
@@ -49,15 +50,9 @@ PARTS: tuple[str, ...] = ("encoder", "decoder")
 
 
 def _check_count(name: str, value: Any, minimum: int = 1) -> int:
-    """A count (layers, branches): an int or NumPy integer (TypeError otherwise, floats
-    included) that is at least ``minimum`` (ValueError otherwise)."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise TypeError(
-            f"`{name}` must be an int >= {minimum}; got {value!r} of type {type(value).__name__}."
-        )
-    if value < minimum:
-        raise ValueError(f"`{name}` must be an int >= {minimum}; got {value!r}.")
-    return int(value)
+    """A count (layers, branches): an int >= ``minimum`` and at most 2**53 (exact as a
+    float; the presets take roots of it)."""
+    return check_int(name, value, minimum=minimum, maximum=2**53)
 
 
 # --------------------------------------------------------------------------------------
@@ -335,9 +330,9 @@ def fixup_branch(
       Normalization", ICLR 2019. arXiv:1901.09321.
     """
     s = fixup_scale(num_branches, branch_depth)
-    check_choice("mode", mode, MODES)
-    check_choice("distribution", distribution, DISTRIBUTIONS)
-    return variance_scaling(2.0 * s * s, mode, distribution, in_axis, out_axis, batch_axis, dtype)
+    mode_: Any = check_choice("mode", mode, MODES)
+    dist: Any = check_choice("distribution", distribution, DISTRIBUTIONS)
+    return variance_scaling(2.0 * s * s, mode_, dist, in_axis, out_axis, batch_axis, dtype)
 
 
 # --------------------------------------------------------------------------------------
@@ -388,8 +383,8 @@ def mup_hidden(
       Yang et al., "Tensor Programs V: Tuning Large Neural Networks via Zero-Shot
       Hyperparameter Transfer", 2022. arXiv:2203.03466 (Table 3).
     """
-    check_choice("distribution", distribution, DISTRIBUTIONS)
-    return variance_scaling(scale, "fan_in", distribution, in_axis, out_axis, batch_axis, dtype)
+    dist: Any = check_choice("distribution", distribution, DISTRIBUTIONS)
+    return variance_scaling(scale, "fan_in", dist, in_axis, out_axis, batch_axis, dtype)
 
 
 @dataclasses.dataclass(frozen=True, eq=False, repr=False)

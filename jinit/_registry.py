@@ -11,40 +11,42 @@ from jinit import _initializers as core
 from jinit import _structured, keras, torch
 from jinit._core import Initializer
 
-_CORE: dict[str, Any] = {
-    name: getattr(core, name)
-    for name in (
-        "zeros",
-        "ones",
-        "constant",
-        "uniform",
-        "normal",
-        "truncated_normal",
-        "variance_scaling",
-        "glorot_uniform",
-        "glorot_normal",
-        "xavier_uniform",
-        "xavier_normal",
-        "lecun_uniform",
-        "lecun_normal",
-        "he_uniform",
-        "he_normal",
-        "kaiming_uniform",
-        "kaiming_normal",
-        "orthogonal",
-        "delta_orthogonal",
-    )
-}
-_CORE.update(
+
+def _table(*modules: Any) -> dict[str, Any]:
+    """Every public name of ``modules`` that is an initializer or a factory returning one
+    (derived from each module's ``__all__``, so a new catalog entry is found by get)."""
+    table: dict[str, Any] = {}
+    for module in modules:
+        for name in module.__all__:
+            obj = getattr(module, name)
+            if isinstance(obj, Initializer) or _returns_initializer(obj):
+                table[name] = obj
+    return table
+
+
+def _returns_initializer(fn: Any) -> bool:
+    annotation = getattr(fn, "__annotations__", {}).get("return")
+    return annotation in (Initializer, "Initializer")
+
+
+_CORE = _table(core, _structured)
+_KERAS = _table(keras)
+# keras.initializers.get's own aliases (Keras 3).
+_KERAS.update(
     {
-        name: getattr(_structured, name)
-        for name in ("identity", "dirac", "sparse", "uniform_unit_scaling")
+        "orthogonal_initializer": keras.orthogonal,
+        "identity_initializer": keras.identity,
+        "zeros": core.zeros,
+        "zero": core.zeros,
+        "ones": core.ones,
+        "one": core.ones,
+        "constant": core.constant,
     }
 )
 _NAMESPACES: dict[str, dict[str, Any]] = {
     "": _CORE,
     "torch": {name: getattr(torch, name) for name in torch.__all__},
-    "keras": {name: getattr(keras, name) for name in keras.__all__},
+    "keras": _KERAS,
 }
 _PREFIXES = {"torch.nn.init.": "torch", "torch.": "torch", "keras.initializers.": "keras"}
 _PREFIXES["keras."] = "keras"
@@ -76,7 +78,7 @@ def _lookup(identifier: str) -> Any:
     elif text[:1].isupper():
         order = ("keras", "")
     else:
-        order = ("",)
+        order = ("", "keras")  # Keras' lowercase aliases ("one", "random_normal")
     name = _snake(text).rstrip("_")
     for space in order:
         if name in _NAMESPACES[space]:
@@ -91,14 +93,41 @@ def _unknown(identifier: str) -> ValueError:
     return ValueError(f"Unknown initializer {identifier!r}.{hint} Known names: {', '.join(names)}.")
 
 
-def get(identifier: str | Mapping[str, Any] | Callable) -> Callable:
+def _from_keras_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    """Keras' ``{"class_name": ..., "config": {...}}`` as a jinit dict spec."""
+    name = config["class_name"]
+    kwargs = dict(config.get("config") or {})
+    seed = kwargs.pop("seed", None)
+    if seed is not None:
+        raise ValueError(
+            f"Keras config {dict(config)!r} has seed={seed!r}: jinit draws from the key passed "
+            "at call time; drop the seed and pass jax.random.key(seed) to the initializer."
+        )
+    for axes in ("input_axes", "output_axes"):  # Keras 3.1x fan axes: only the default
+        if kwargs.pop(axes, None) is not None:
+            raise ValueError(
+                f"Keras config {dict(config)!r} sets `{axes}`, which jinit.keras does not "
+                "take; use jinit.variance_scaling(..., in_axis=..., out_axis=...) instead."
+            )
+    if isinstance(name, str) and not name.startswith(("keras.", "torch.")) and name[:1].isupper():
+        name = f"keras.{name}"
+    return {"name": name, **kwargs}
+
+
+def get(identifier: str | Mapping[str, Any] | Callable | None) -> Callable | None:
     """Returns an initializer from a name, a dict spec, or a callable.
 
     Names are matched loosely: ``"he_normal"``, ``"HeNormal"`` (Keras spelling),
     ``"kaiming_normal_"`` (PyTorch's in-place spelling, with PyTorch's semantics), and
     prefixed ``"torch.kaiming_uniform"`` / ``"keras.glorot_uniform"``. A name stands for
     the factory called with its defaults. A dict ``{"name": ..., **kwargs}`` calls the
-    factory with ``kwargs``. A callable (an initializer) is returned as is.
+    factory with ``kwargs``; Keras' serialized form ``{"class_name": "HeNormal",
+    "config": {...}}`` works too. A callable (an initializer) is returned as is, and None
+    gives None (as ``keras.initializers.get``).
+
+    Keras' class names and aliases (``"OrthogonalInitializer"``, ``"GlorotUniform"``,
+    ``"one"``) mean Keras semantics. Unprefixed snake-case names mean jinit's (jax's)
+    catalog: ``"uniform"`` is ``U[0, 0.01)`` as in jax, not Keras' ``RandomUniform``.
 
     Args:
       identifier: a name, a dict spec, or a callable.
@@ -124,6 +153,10 @@ def get(identifier: str | Mapping[str, Any] | Callable) -> Callable:
       >>> jinit.get("kaiming_normal_")  # PyTorch semantics: untruncated
       variance_scaling(scale=2.0, mode='fan_in', distribution='normal')
     """
+    if identifier is None:
+        return None
+    if isinstance(identifier, Mapping) and "class_name" in identifier and "name" not in identifier:
+        identifier = _from_keras_config(identifier)
     if isinstance(identifier, Initializer) or (
         callable(identifier) and not isinstance(identifier, (str, Mapping))
     ):

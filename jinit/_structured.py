@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, ClassVar, Literal
-
-import numpy as np
+from typing import Any, ClassVar, Literal, cast
 
 from jinit import _samplers
-from jinit._core import Initializer, check_dtype_arg, check_real, replicated
-from jinit._initializers import _empty, _in_dtype, _require_rank, _sqrt
+from jinit._core import Initializer, replicated
+from jinit._initializers import _empty, _in_dtype, _mag, _require_rank, _sqrt
+from jinit._validate import (
+    check_choice,
+    check_dtype_arg,
+    check_fits,
+    check_int,
+    check_real,
+    factory,
+    normal_reach,
+)
 
-
-def _check_positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"`{name}` must be a positive int; got {value!r}.")
-    return int(value)
+__all__ = ["dirac", "identity", "sparse", "uniform_unit_scaling"]
 
 
 @dataclasses.dataclass(frozen=True, eq=False, repr=False)
@@ -27,9 +30,11 @@ class _Identity(Initializer):
 
     def _init(self, key, shape, dtype, out_sharding):
         _require_rank("identity", shape, 2, "a weight of rank >= 2")
+        check_fits("scale", self.scale, dtype, reach=_mag(self.scale))
         return _samplers.identity(self.scale, shape=shape, dtype=dtype, out_sharding=out_sharding)
 
 
+@factory("jinit.identity")
 def identity(scale: float = 1.0, dtype: Any = None) -> Initializer:
     r"""Builds an initializer of ``scale`` times the identity on the last two axes.
 
@@ -69,6 +74,7 @@ class _Dirac(Initializer):
                 f"dirac needs out_channels (shape[-1]={shape[-1]}) divisible by "
                 f"`groups`={self.groups}; got shape {shape}."
             )
+        check_fits("scale", self.scale, dtype, reach=_mag(self.scale))
         if math.prod(shape) == 0:
             return _empty(shape, dtype, out_sharding)
         return _samplers.dirac(
@@ -76,6 +82,7 @@ class _Dirac(Initializer):
         )
 
 
+@factory("jinit.dirac")
 def dirac(scale: float = 1.0, groups: int = 1, dtype: Any = None) -> Initializer:
     r"""Builds a Dirac-delta conv initializer: the convolution passes channels through.
 
@@ -100,7 +107,7 @@ def dirac(scale: float = 1.0, groups: int = 1, dtype: Any = None) -> Initializer
     """
     return _Dirac(
         check_real("scale", scale),
-        _check_positive_int("groups", groups),
+        check_int("groups", groups, minimum=1),
         check_dtype_arg("dtype", dtype),
     )
 
@@ -115,11 +122,19 @@ class _Sparse(Initializer):
     stddev: Any = 0.01
     dtype: Any = None
     unit: str = "output"
+    exact_rank2: bool = False
     supports_complex: ClassVar[bool] = False
     name: ClassVar[str] = "sparse"
 
     def _init(self, key, shape, dtype, out_sharding):
+        if self.exact_rank2 and len(shape) != 2:  # torch.nn.init.sparse_
+            raise ValueError(
+                f"torch.sparse needs a 2-D weight (as torch.nn.init.sparse_: 'Only tensors with "
+                f"2 dimensions are supported'); got shape {shape}."
+            )
         _require_rank("sparse", shape, 2, "a weight of rank >= 2")
+        reach = _mag(self.stddev) * normal_reach(dtype)
+        check_fits("stddev", self.stddev, dtype, reach=reach, detail="normal draws reach ±6 stddev")
         n_out = shape[-1]
         n_in = math.prod(shape[:-1])
         if math.prod(shape) == 0:
@@ -148,6 +163,7 @@ class _Sparse(Initializer):
         return _samplers.full(w.reshape(shape), shape=shape, dtype=dtype, out_sharding=out_sharding)
 
 
+@factory("jinit.sparse")
 def sparse(
     sparsity: float | None = None,
     *,
@@ -198,7 +214,7 @@ def sparse(
         if not 0 <= sparsity < 1:
             raise ValueError(f"`sparsity` must be in [0, 1); got {sparsity!r}.")
     else:
-        nonzero = _check_positive_int("nonzero", nonzero)
+        nonzero = check_int("nonzero", nonzero, minimum=1)
     return _Sparse(
         sparsity,
         nonzero,
@@ -207,10 +223,12 @@ def sparse(
     )
 
 
-def _torch_sparse(sparsity: float, stddev: float) -> Initializer:
-    """PyTorch's ``sparse_`` on the JAX layout: zeros counted per input unit."""
+def _torch_sparse(sparsity: float, stddev: float, unit: str = "input") -> Initializer:
+    """PyTorch's ``sparse_``: 2-D only; zeros counted per input unit (``unit="input"`` on
+    the JAX layout ``(in, out)``, ``"output"`` on the torch layout ``(out, in)``)."""
     base = sparse(sparsity, stddev=stddev)
-    return dataclasses.replace(base, unit="input")
+    unit = check_choice("unit", unit, ("input", "output"))
+    return dataclasses.replace(cast(Any, base), unit=unit, exact_rank2=True)
 
 
 @dataclasses.dataclass(frozen=True, eq=False, repr=False)
@@ -224,6 +242,9 @@ class _UniformUnitScaling(Initializer):
         if math.prod(shape) == 0:
             return _empty(shape, dtype, out_sharding)
         input_size = max(1, math.prod(shape[:-1]))
+        check_fits(
+            "factor", self.factor, dtype, reach=_mag(self.factor) * math.sqrt(3 / input_size)
+        )
         limit = _in_dtype(self.factor, dtype) * _sqrt(_in_dtype(3.0 / input_size, dtype))
         return _samplers.uniform(
             key, -1.0, 1.0, limit, _in_dtype(0, dtype), shape=shape, dtype=dtype,
@@ -231,6 +252,7 @@ class _UniformUnitScaling(Initializer):
         )  # fmt: skip
 
 
+@factory("jinit.uniform_unit_scaling")
 def uniform_unit_scaling(factor: float = 1.0, dtype: Any = None) -> Initializer:
     r"""Builds TF1's ``uniform_unit_scaling_initializer``.
 

@@ -14,11 +14,13 @@ Examples:
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, cast
 
 from jinit import _initializers as _init
 from jinit import _samplers
-from jinit._core import Initializer, check_choice, check_real
+from jinit._core import Initializer
+from jinit._initializers import _mag
+from jinit._validate import check_choice, check_fits, check_real, factory
 
 __all__ = [
     "glorot_normal",
@@ -44,7 +46,7 @@ KERAS_DISTRIBUTIONS: tuple[str, ...] = (
     "normal",
     "uniform",
 )
-_TO_JINIT = {
+_TO_JINIT: dict[str, Any] = {
     "truncated_normal": "truncated_normal",
     "normal": "truncated_normal",
     "untruncated_normal": "normal",
@@ -52,6 +54,7 @@ _TO_JINIT = {
 }
 
 
+@factory("jinit.keras.random_normal")
 def random_normal(mean: float = 0.0, stddev: float = 0.05) -> Initializer:
     """``keras.initializers.RandomNormal``: N(mean, stddev²).
 
@@ -63,6 +66,7 @@ def random_normal(mean: float = 0.0, stddev: float = 0.05) -> Initializer:
     return _init.normal(stddev, mean=mean)
 
 
+@factory("jinit.keras.random_uniform")
 def random_uniform(minval: float = -0.05, maxval: float = 0.05) -> Initializer:
     """``keras.initializers.RandomUniform``: U[minval, maxval).
 
@@ -75,6 +79,7 @@ def random_uniform(minval: float = -0.05, maxval: float = 0.05) -> Initializer:
     return _init.uniform_range(minval, maxval)
 
 
+@factory("jinit.keras.truncated_normal")
 def truncated_normal(mean: float = 0.0, stddev: float = 0.05) -> Initializer:
     """``keras.initializers.TruncatedNormal``: N(mean, stddev²) cut at ±2 stddev, no correction.
 
@@ -87,6 +92,7 @@ def truncated_normal(mean: float = 0.0, stddev: float = 0.05) -> Initializer:
     return _init.truncated_normal(stddev, mean=mean)
 
 
+@factory("jinit.keras.variance_scaling")
 def variance_scaling(
     scale: float = 1.0,
     mode: KerasMode = "fan_in",
@@ -106,9 +112,10 @@ def variance_scaling(
     mode = check_choice("mode", mode, KERAS_MODES)
     distribution = check_choice("distribution", distribution, KERAS_DISTRIBUTIONS)
     base = _init.variance_scaling(scale, mode, _TO_JINIT[distribution])
-    return dataclasses.replace(base, fan_rule="keras")
+    return dataclasses.replace(cast(Any, base), fan_rule="keras")
 
 
+@factory("jinit.keras.glorot_uniform")
 def glorot_uniform() -> Initializer:
     """``keras.initializers.GlorotUniform`` (Keras' default kernel initializer).
 
@@ -121,6 +128,7 @@ def glorot_uniform() -> Initializer:
     return variance_scaling(1.0, "fan_avg", "uniform")
 
 
+@factory("jinit.keras.glorot_normal")
 def glorot_normal() -> Initializer:
     """``keras.initializers.GlorotNormal``: truncated normal, Var = 1 / fan_avg.
 
@@ -133,6 +141,7 @@ def glorot_normal() -> Initializer:
     return variance_scaling(1.0, "fan_avg", "truncated_normal")
 
 
+@factory("jinit.keras.he_uniform")
 def he_uniform() -> Initializer:
     """``keras.initializers.HeUniform``: Var = 2 / fan_in, uniform.
 
@@ -145,6 +154,7 @@ def he_uniform() -> Initializer:
     return variance_scaling(2.0, "fan_in", "uniform")
 
 
+@factory("jinit.keras.he_normal")
 def he_normal() -> Initializer:
     """``keras.initializers.HeNormal``: truncated normal, Var = 2 / fan_in.
 
@@ -157,6 +167,7 @@ def he_normal() -> Initializer:
     return variance_scaling(2.0, "fan_in", "truncated_normal")
 
 
+@factory("jinit.keras.lecun_uniform")
 def lecun_uniform() -> Initializer:
     """``keras.initializers.LecunUniform``: Var = 1 / fan_in, uniform.
 
@@ -169,6 +180,7 @@ def lecun_uniform() -> Initializer:
     return variance_scaling(1.0, "fan_in", "uniform")
 
 
+@factory("jinit.keras.lecun_normal")
 def lecun_normal() -> Initializer:
     """``keras.initializers.LecunNormal``: truncated normal, Var = 1 / fan_in.
 
@@ -181,6 +193,7 @@ def lecun_normal() -> Initializer:
     return variance_scaling(1.0, "fan_in", "truncated_normal")
 
 
+@factory("jinit.keras.orthogonal")
 def orthogonal(gain: float = 1.0) -> Initializer:
     """``keras.initializers.Orthogonal``: ``(prod(shape[:-1]), shape[-1])`` orthogonal, times gain.
 
@@ -200,9 +213,11 @@ class _KerasIdentity(Initializer):
     def _init(self, key, shape, dtype, out_sharding):
         if len(shape) != 2:
             raise ValueError(f"keras.identity needs a 2-D weight; got shape {shape}.")
+        check_fits("gain", self.gain, dtype, reach=_mag(self.gain))
         return _samplers.identity(self.gain, shape=shape, dtype=dtype, out_sharding=out_sharding)
 
 
+@factory("jinit.keras.identity")
 def identity(gain: float = 1.0) -> Initializer:
     """``keras.initializers.Identity``: ``gain * eye`` for 2-D weights.
 

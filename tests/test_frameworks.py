@@ -211,3 +211,84 @@ def test_keras_identity_and_orthogonal(keras):
     ours = np.asarray(jinit.keras.orthogonal(1.5)(KEY, (3, 3, 8, 16)))
     for m in (theirs.reshape(-1, 16), ours.reshape(-1, 16)):
         np.testing.assert_allclose(m.T @ m / 2.25, np.eye(16), atol=1e-5)
+
+
+# --------------------------------------------------------------------------------------
+# PyTorch layout, and get() as keras.initializers.get
+# --------------------------------------------------------------------------------------
+
+
+def _torch_fans(shape):
+    """PyTorch's _calculate_fan_in_and_fan_out on an (out, in, *k) weight."""
+    receptive = int(np.prod(shape[2:])) if len(shape) > 2 else 1
+    return shape[1] * receptive, shape[0] * receptive
+
+
+@pytest.mark.parametrize("shape", [(64, 3, 7, 7), (32, 16), (8, 4, 3)])
+@pytest.mark.parametrize(
+    "make,var",
+    [
+        (lambda lay: jinit.torch.kaiming_normal(layout=lay), lambda fi, fo: 2 / fi),
+        (lambda lay: jinit.torch.xavier_uniform(layout=lay), lambda fi, fo: 2 / (fi + fo)),
+        (lambda lay: jinit.torch.linear_default(layout=lay), lambda fi, fo: 1 / (3 * fi)),
+        (
+            lambda lay: jinit.torch.kaiming_uniform(mode="fan_out", layout=lay),
+            lambda fi, fo: 2 / fo,
+        ),
+    ],
+)
+def test_torch_layout_uses_torchs_fans(make, var, shape):
+    """``layout="torch"``: an (out, in, *k) shape gets PyTorch's fans and comes back in that
+    layout; without it the same shape is read as (*k, in, out) and gets other fans."""
+    fan_in, fan_out = _torch_fans(shape)
+    big = (shape[0] * 8, *shape[1:])  # more samples, same fan_in
+    w = np.asarray(make("torch")(KEY, big), np.float64)
+    assert w.shape == big
+    want = var(*_torch_fans(big))
+    assert abs(w.var() / want - 1) < 5 * np.sqrt(2 / w.size) * 1.5
+    assert make("torch") != make("jax")
+    with pytest.raises(ValueError, match=r"`layout` must be one of 'jax', 'torch'"):
+        make("pytorch")
+    del fan_in, fan_out
+
+
+def test_torch_layout_matches_the_jax_layout_transposed():
+    shape = (16, 4, 3, 3)  # (out, in, kh, kw)
+    jax_shape = (3, 3, 4, 16)
+    ours = jinit.torch.orthogonal(layout="torch")(KEY, shape)
+    np.testing.assert_array_equal(
+        np.asarray(ours), _to_torch_layout(jinit.torch.orthogonal()(KEY, jax_shape))
+    )
+    rows = np.asarray(ours).reshape(16, -1)  # torch: the (out, in*k) matrix has orthonormal rows
+    np.testing.assert_allclose(rows @ rows.T, np.eye(16), atol=1e-5)
+    w = np.asarray(jinit.torch.dirac(layout="torch")(KEY, (4, 4, 3, 3)))
+    np.testing.assert_array_equal(w[:, :, 1, 1], np.eye(4))  # torch's dirac_ layout
+    w = np.asarray(jinit.torch.sparse(0.5, layout="torch")(KEY, (10, 3)))  # (out, in)
+    assert (w == 0).sum(axis=0).tolist() == [5, 5, 5]  # sparse_: zeros per column
+
+
+def test_torch_sparse_refuses_3d_as_torch_does():
+    with pytest.raises(ValueError, match=r"Only tensors with 2 dimensions are supported"):
+        jinit.torch.sparse(0.5)(KEY, (3, 4, 5))
+
+
+def test_get_understands_what_keras_initializers_get_understands(keras):
+    """Every string keras.initializers.get accepts names the same scheme in jinit.get."""
+    from keras.src.initializers import ALL_OBJECTS_DICT
+
+    # Not weight schemes, or needing arguments in both libraries.
+    skip = {"Constant", "constant", "Initializer", "initializer", "STFT", "STFTInitializer", "stft"}
+    # Snake-case names are jinit's (jax's) catalog, where variance_scaling needs arguments;
+    # Keras' defaults are under "VarianceScaling".
+    skip.add("variance_scaling")
+    assert jinit.get(None) is None and keras.initializers.get(None) is None
+    for name in sorted(set(ALL_OBJECTS_DICT) - skip):
+        keras.initializers.get(name)
+        assert callable(jinit.get(name)), name
+    assert jinit.get("OrthogonalInitializer") == jinit.keras.orthogonal()
+    assert jinit.get("IdentityInitializer") == jinit.keras.identity()
+    assert jinit.get("GlorotUniform") == jinit.keras.glorot_uniform()
+    assert jinit.get("HeNormal") == jinit.keras.he_normal()
+    assert jinit.get("one") == jinit.ones and jinit.get("Zeros") == jinit.zeros
+    spec = keras.initializers.serialize(keras.initializers.VarianceScaling(2.0, "fan_out"))
+    assert jinit.get(spec) == jinit.keras.variance_scaling(2.0, "fan_out")

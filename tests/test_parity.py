@@ -145,3 +145,118 @@ def test_complex_truncated_normal_fixes_jax_variance():
     jax_power = np.abs(np.asarray(J.variance_scaling(1.0, "fan_in", "truncated_normal")(
         key, (512, 512), jnp.complex64))) ** 2 * 512  # fmt: skip
     assert jax_power.mean() - 1 > 10 * se  # jax's is measurably too large (~1.87%)
+
+
+# --------------------------------------------------------------------------------------
+# A strict drop-in: every call jax accepts, jinit accepts and answers the same
+# --------------------------------------------------------------------------------------
+
+_SWEEP_FACTORIES = {
+    "zeros": (lambda m: m.zeros),
+    "ones": (lambda m: m.ones),
+    "constant": (lambda m: m.constant(-3)),
+    "constant_2**31": (lambda m: m.constant(2**31)),
+    "uniform": (lambda m: m.uniform(0.5)),
+    "uniform_negative": (lambda m: m.uniform(-0.5)),
+    "normal": (lambda m: m.normal(-2.0)),
+    "normal_array": (lambda m: m.normal(jnp.array([1.0, 2.0, 3.0]))),
+    "truncated_normal": (lambda m: m.truncated_normal(1.0)),
+    "truncated_normal_array_bounds": (
+        lambda m: m.truncated_normal(1.0, lower=jnp.array([-1.0, -2.0, 0.0]), upper=2.5)
+    ),
+    "he_normal": (lambda m: m.he_normal()),
+    "glorot_uniform_int_axes": (lambda m: m.glorot_uniform(in_axis=[0], out_axis=[1])),
+    "orthogonal_negative": (lambda m: m.orthogonal(-1.5)),
+    "delta_orthogonal": (lambda m: m.delta_orthogonal()),
+}
+_SWEEP_SHAPES = [3, jnp.array([2, 3]), (1,) * 33 + (3,)]
+_SWEEP_SHAPES_SLOW = [
+    (True, 3),
+    np.int64(3),
+    (),
+    [2, 3],
+    np.array([2, 3]),
+    (2, 3, 3),
+    (3, 3, 2, 3),
+    (0, 3),
+]
+_SWEEP_DTYPES = [None, jnp.int32]
+_SWEEP_DTYPES_SLOW = [jnp.complex64, "float32", jnp.uint8, jnp.bool_]
+_CONSTANTS = ("zeros", "ones", "constant", "constant_2**31")
+
+
+def _outcome(fn, *args):
+    try:
+        return "ok", fn(*args)
+    except Exception as e:
+        return "error", e
+
+
+def _sweep(name, shapes, dtypes):
+    """Where jax returns an array, jinit returns the same array; where jax fails, jinit
+    fails with a ValueError/TypeError. Deliberate refusals: random initializers refuse
+    integer dtypes, an integer constant that wraps around, and a hyperparameter array that
+    would change the requested shape (jax returns the wrong shape)."""
+    make = _SWEEP_FACTORIES[name]
+    key = jax.random.key(3)
+    for shape in shapes:
+        for dtype in dtypes:
+            if name == "he_normal" and dtype is jnp.complex64:
+                continue  # jinit fixes jax's complex truncated-normal variance on purpose
+            want_kind, want = _outcome(lambda s, d: make(J)(key, s, d), shape, dtype)
+            got_kind, got = _outcome(lambda s, d: make(jinit)(key, s, d), shape, dtype)
+            where = f"{name}{(shape, dtype)}"
+            if got_kind == "error":
+                assert isinstance(got, (TypeError, ValueError)), f"{where}: {got!r}"
+            if want_kind == "error":
+                continue
+            integer = jnp.issubdtype(want.dtype, jnp.integer) or want.dtype == jnp.bool_
+            if got_kind == "error" and (
+                (integer and name not in _CONSTANTS and "not drawn as integers" in str(got))
+                or (integer and "outside the range of" in str(got))
+                or (
+                    want.shape != jinit._validate.canonical_shape(shape) and "broadcast" in str(got)
+                )
+            ):
+                continue
+            assert got_kind == "ok", f"{where}: jax accepts, jinit raised {got!r}"
+            assert got.shape == want.shape and got.dtype == want.dtype, where
+            kind = np.complex128 if got.dtype.kind == "c" else np.float64
+            np.testing.assert_allclose(
+                np.asarray(got, kind), np.asarray(want, kind), rtol=2e-6, err_msg=where
+            )
+
+
+@pytest.mark.parametrize("name", sorted(_SWEEP_FACTORIES))
+def test_every_call_jax_accepts_jinit_accepts_with_the_same_values(name):
+    """Int shapes, jax int arrays, rank 34; int dtypes (more in the slow sweep). Old code
+    refused int shapes, int dtypes for zeros/ones/constant, array bounds, ranks above 32
+    and constant(2**31)."""
+    _sweep(name, _SWEEP_SHAPES, _SWEEP_DTYPES)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(_SWEEP_FACTORIES))
+def test_every_call_jax_accepts_wider_sweep(name):
+    _sweep(name, _SWEEP_SHAPES + _SWEEP_SHAPES_SLOW, _SWEEP_DTYPES + _SWEEP_DTYPES_SLOW)
+
+
+def test_gemma_style_int_shape_and_linen_int_param():
+    """Flax's Gemma calls ``scale_init(key, dim, dtype)`` with an int; a linen param may be an
+    int counter initialized by zeros."""
+    import flax.linen as nn
+
+    assert jinit.zeros(jax.random.key(0), 4, jnp.float32).shape == (4,)
+
+    class Counter(nn.Module):
+        @nn.compact
+        def __call__(self):
+            return self.param("count", jinit.zeros, (), jnp.int32)
+
+    params = Counter().init(jax.random.key(0))
+    assert params["params"]["count"].dtype == jnp.int32
+
+
+def test_random_initializers_refuse_integer_dtypes_clearly():
+    with pytest.raises(TypeError, match=r"Random weights are not drawn as integers"):
+        jinit.normal()(jax.random.key(0), (3,), jnp.int32)

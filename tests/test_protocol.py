@@ -90,8 +90,11 @@ def test_equal_arguments_give_equal_hashable_initializers():
     assert hash(jinit.he_normal()) == hash(jinit.he_normal())
     assert jinit.he_normal() != jinit.he_uniform()
     assert jinit.orthogonal(batch_axis=[0]) == jinit.orthogonal(batch_axis=(0,))
-    assert jinit.constant(np.ones(3)) == jinit.constant(np.ones(3))
-    assert jinit.constant(np.ones(3)) != jinit.constant(np.zeros(3))
+    # Arrays compare by identity: cheap, and the intern table never holds them.
+    ones = np.ones(3)
+    assert jinit.constant(ones) == jinit.constant(ones)
+    assert jinit.constant(ones) != jinit.constant(np.ones(3))
+    assert jinit.constant(ones) != jinit.constant(np.zeros(3))
     assert len({jinit.he_normal(), jinit.he_normal(), jinit.glorot_normal()}) == 2
 
 
@@ -117,6 +120,57 @@ def test_jit_of_a_freshly_built_initializer_compiles_once():
             jax.jit(jax.nn.initializers.he_normal(), static_argnums=1)(key, (8, 4))
     assert ours[0] == 0
     assert theirs[0] == 3
+
+
+def test_interning_is_thread_safe():
+    """Factories called from several threads once the bounded intern table is full (old
+    code: KeyError / RuntimeError from concurrent eviction)."""
+    import sys
+    import threading
+
+    errors = []
+
+    def build(offset):
+        try:
+            for i in range(2500):
+                jinit.normal(offset + i * 1e-3)
+        except Exception as e:
+            errors.append(e)
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible
+    try:
+        threads = [threading.Thread(target=build, args=(t,)) for t in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert not errors, errors[:3]
+
+
+def test_negative_zero_is_not_conflated_with_zero():
+    key = jax.random.key(0)
+    assert jinit.constant(-0.0) != jinit.constant(0.0)
+    assert bool(jnp.signbit(jinit.constant(0.0)(key, (2,))).any()) is False
+    assert bool(jnp.signbit(jinit.constant(-0.0)(key, (2,))).all())
+
+
+def test_array_constants_are_hashed_cheaply_and_not_kept_alive():
+    """A 16 MB constant: hashing is O(1) (identity), and the intern table does not keep the
+    array alive after the user drops it (old code hashed its bytes and kept it)."""
+    import gc
+    import weakref
+
+    array = np.zeros(4_000_000, np.float32)
+    ref = weakref.ref(array)
+    init = jinit.constant(array)
+    assert hash(init) == hash(jinit.constant(array)) and init == jinit.constant(array)
+    assert init._fields_key()[0] == ("id", id(array))  # no byte-wise key
+    del array, init
+    gc.collect()
+    assert ref() is None
 
 
 def test_eager_calls_compile_once_per_shape():
@@ -211,3 +265,24 @@ def test_delta_orthogonal_is_norm_preserving():
         x, k, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")
     )
     np.testing.assert_allclose(jnp.linalg.norm(y), jnp.linalg.norm(x), rtol=1e-5)
+
+
+def test_public_factories_are_annotated_and_found_by_get():
+    """Every public factory says it returns an Initializer, and get() knows it without a
+    hand-kept table (the registry derives its names from the catalog modules)."""
+    import inspect
+
+    from jinit._registry import known_names
+
+    names = set(known_names())
+    for prefix, module in (("", jinit), ("torch.", jinit.torch), ("keras.", jinit.keras)):
+        for name in module.__all__:
+            obj = getattr(module, name)
+            if isinstance(obj, (jinit.Initializer, type)) or not callable(obj):
+                continue
+            ret = inspect.signature(obj).return_annotation
+            assert ret is not inspect.Signature.empty, f"{prefix}{name} is not annotated"
+            if ret in (jinit.Initializer, "Initializer") and module is not jinit:
+                assert f"{prefix}{name}" in names, name
+    for name in ("zeros", "he_normal", "identity", "sparse", "uniform_unit_scaling"):
+        assert name in names

@@ -103,3 +103,46 @@ def test_sparse_zero_positions_are_uniform():
     freq = (w == 0).mean(axis=1)
     se = math.sqrt(0.25 * 0.75 / 20000)
     assert np.all(np.abs(freq - 0.25) < 5 * se), freq
+
+
+# --------------------------------------------------------------------------------------
+# Truncated normals: inside their bounds in every dtype; exact far tails (torch/keras)
+# --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", [jnp.bfloat16, jnp.float16, jnp.float8_e4m3fn, jnp.float32])
+@pytest.mark.parametrize(
+    "make,lo,hi",
+    [
+        (lambda: jinit.truncated_normal(1.0, lower=-0.3, upper=0.3), -0.3, 0.3),
+        (lambda: jinit.torch.trunc_normal(0.0, 1.0, -0.3, 0.3), -0.3, 0.3),
+        (lambda: jinit.keras.truncated_normal(0.0, 0.15), -0.3, 0.3),
+        (lambda: jinit.torch.trunc_normal(0.1, 0.02, 0.07, 0.13), 0.07, 0.13),
+    ],
+)
+def test_truncated_normals_stay_inside_their_bounds_after_the_cast(make, lo, hi, dtype):
+    """In bfloat16, 54 of 100k draws of truncated_normal(1.0, lower=-0.3, upper=0.3) used to
+    round outward to ±0.30078."""
+    w = np.asarray(make()(jax.random.key(5), (100_000,), dtype), np.float64)
+    assert np.isfinite(w).all()
+    assert w.min() >= lo and w.max() <= hi, (w.min(), w.max())
+
+
+@pytest.mark.parametrize(
+    "a,b", [(10.0, 11.0), (5.0, 6.0), (-11.0, -10.0), (0.5, 40.0), (-40.0, -39.0), (3, math.inf)]
+)
+def test_torch_trunc_normal_far_tails_match_scipy(a, b):
+    """The true truncated distribution, far tails included: jinit.torch.trunc_normal(0, 1,
+    10, 11) used to return 11.0 everywhere (mean 10.098 expected); (5, 6) was biased."""
+    w = np.asarray(jinit.torch.trunc_normal(0.0, 1.0, a, b)(jax.random.key(3), (65_536,)))
+    dist = scipy.stats.truncnorm(a, b)
+    assert (w >= a).all() and (w <= b).all()
+    _check_moments(w, float(dist.mean()), float(dist.var()), f"trunc_normal({a}, {b})")
+
+
+def test_jax_parity_truncated_normal_keeps_jax_values_in_the_far_tail():
+    """Documented defect kept for parity: jax's erf-based sampler collapses far tails."""
+    key = jax.random.key(0)
+    ours = jinit.truncated_normal(1.0, lower=10.0, upper=11.0)(key, (1000,))
+    theirs = jax.nn.initializers.truncated_normal(1.0, lower=10.0, upper=11.0)(key, (1000,))
+    np.testing.assert_array_equal(np.asarray(ours), np.asarray(theirs))
