@@ -18,7 +18,8 @@ import numpy as np
 
 from jinit import _samplers
 from jinit._core import Initializer, compute_fans
-from jinit._random import ORTHOGONAL_METHODS  # H3 may move this constant; import it from there
+from jinit._orthogonal_methods import METHODS as ORTHOGONAL_METHODS
+from jinit._orthogonal_methods import REAL_ONLY as _REAL_ONLY_METHODS
 from jinit._validate import (
     AxisSpec,
     OutSharding,
@@ -70,7 +71,7 @@ Distribution = Literal["truncated_normal", "normal", "uniform"]
 DISTRIBUTIONS: tuple[str, ...] = ("truncated_normal", "normal", "uniform")
 FanRule = Literal["jax", "keras"]
 FAN_RULES: tuple[str, ...] = ("jax", "keras")
-OrthogonalMethod = Literal["qr", "householder", "cholesky_qr2"]
+OrthogonalMethod = Literal["auto", "qr", "householder", "cholesky_qr2"]
 
 # Standard deviation of a standard normal truncated to (-2, 2).
 TRUNCATED_NORMAL_STD = 0.87962566103423978
@@ -768,7 +769,7 @@ class _Orthogonal(Initializer):
     column_axis: int = -1
     dtype: Any = None
     batch_axis: Any = ()
-    method: str = "qr"
+    method: str = "auto"
     name: ClassVar[str] = "orthogonal"
 
     def _init(self, key, shape, dtype, out_sharding):
@@ -782,10 +783,10 @@ class _Orthogonal(Initializer):
                 f"`batch_axis`={self.batch_axis!r} must not repeat an axis or include "
                 f"`column_axis`={self.column_axis} (shape {shape})."
             )
-        if self.method != "qr" and jnp.issubdtype(dtype, jnp.complexfloating):
+        if self.method in _REAL_ONLY_METHODS and jnp.issubdtype(dtype, jnp.complexfloating):
             raise TypeError(
                 f"orthogonal method={self.method!r} supports real dtypes only; got "
-                f"{dtype.name}. Use method='qr' for unitary matrices."
+                f"{dtype.name}. Use method='auto' or 'qr' for unitary matrices."
             )
         return _samplers.orthogonal(
             key,
@@ -806,7 +807,7 @@ def orthogonal(
     dtype: Any = None,
     *,
     batch_axis: AxisSpec = (),
-    method: OrthogonalMethod = "qr",
+    method: OrthogonalMethod = "auto",
 ) -> Initializer:
     r"""Builds an initializer of (semi-)orthogonal matrices, uniformly (Haar) distributed.
 
@@ -821,17 +822,19 @@ def orthogonal(
     ``out_sharding`` is accepted (jax raises NotImplementedError) — the QR itself is
     replicated work, then each device keeps its shard; float16/bfloat16 weights are
     computed in float32 and cast (jax's QR fails for them); ``method`` picks the sampling
-    algorithm: ``"qr"`` (jax's), ``"householder"`` (Stewart 1980, Householder reflectors of
-    Gaussian vectors, no QR factorization) or ``"cholesky_qr2"`` (fast for tall matrices,
-    falls back to QR when Cholesky is unstable). All draw the same distribution; only
-    ``"qr"`` reproduces jax's values.
+    algorithm: ``"auto"`` (the default: ``"qr"`` for one matrix, so jax's values, and
+    ``"householder"`` for a ``batch_axis`` stack, the fastest measured there), ``"qr"``
+    (jax's), ``"householder"`` (Stewart 1980, Householder reflectors of Gaussian vectors,
+    matrix products only) or ``"cholesky_qr2"`` (fast for tall matrices, falls back to QR
+    when Cholesky is unstable). All draw the same distribution; only ``"qr"`` (and
+    ``"auto"`` for one matrix) reproduces jax's values.
 
     Args:
       scale: multiplier of the orthogonal matrix (negative flips the signs, as in jax).
       column_axis: the axis whose entries are the columns.
       dtype: the default dtype of the weights.
       batch_axis: axis or axes of independent matrices.
-      method: ``"qr"``, ``"householder"`` or ``"cholesky_qr2"``.
+      method: ``"auto"`` (default), ``"qr"``, ``"householder"`` or ``"cholesky_qr2"``.
 
     Returns:
       An initializer.

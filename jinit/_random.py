@@ -15,8 +15,6 @@ from jax.sharding import NamedSharding
 from jinit import _orthogonal_methods, _threefry
 from jinit._core import OutSharding, Shape, constrain, uses_explicit_axes
 
-ORTHOGONAL_METHODS = _orthogonal_methods.METHODS  # the one list, re-exported for the catalog
-
 
 def _fast(key: jax.Array, dtype: np.dtype) -> bool:
     """Whether the unrolled threefry path reproduces jax.random for this key and dtype."""

@@ -50,6 +50,8 @@ def rows(seed: int = 0, names: list[str] | None = None) -> list[tuple[str, str, 
             init = get(name)
         except (TypeError, ValueError):  # needs arguments (constant, sparse, bias_default)
             continue
+        if init is None:
+            continue
         cells = []
         for shape in SHAPES.values():
             try:

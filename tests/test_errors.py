@@ -66,7 +66,7 @@ KEY = jax.random.key(0)
         (
             lambda: jinit.orthogonal(method="svd"),
             ValueError,
-            r"`method` must be one of 'qr', 'householder', 'cholesky_qr2'; got 'svd'",
+            r"`method` must be one of 'auto', 'qr', 'householder', 'cholesky_qr2'; got 'svd'",
         ),
         (
             lambda: jinit.orthogonal(column_axis=1.0),

@@ -279,9 +279,9 @@ def test_householder_calls_no_lapack():
 def test_one_method_list():
     """jinit.orthogonal accepts exactly the methods of _orthogonal_methods.METHODS."""
     import jinit
-    from jinit import _random
+    from jinit import _initializers
 
-    assert _random.ORTHOGONAL_METHODS is om.METHODS
+    assert _initializers.ORTHOGONAL_METHODS is om.METHODS
     assert om.METHODS == ("auto", *om.ALGORITHMS)
     assert set(om.REAL_ONLY) < set(om.ALGORITHMS)
     for method in om.METHODS:

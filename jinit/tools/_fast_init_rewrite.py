@@ -358,7 +358,7 @@ def plan(jaxpr: Any, chain: bool = True, out_keys: Sequence[Any] | None = None) 
         is_prim = eqn.primitive.name in RANDOM_PRIMITIVES
         key: list[Any] = [_params_key(eqn)]
         key += [slot_key(v, is_prim) for v in eqn.invars]
-        chain = [eqn]
+        eqns = [eqn]
         cur = eqn.outvars[0] if len(eqn.outvars) == 1 else None
         while chain and cur is not None and cur not in outvars and len(consumers.get(cur, ())) == 1:
             nxt = consumers[cur][0]
@@ -378,10 +378,10 @@ def plan(jaxpr: Any, chain: bool = True, out_keys: Sequence[Any] | None = None) 
                 break
             key.append(_params_key(nxt))
             key += [("cur",) if v is cur else slot_key(v, False) for v in nxt.invars]
-            chain.append(nxt)
+            eqns.append(nxt)
             absorbed.add(id(nxt))
             cur = nxt.outvars[0]
-        member = _Member(chain, [cur] if cur is not None else list(eqn.outvars))
+        member = _Member(eqns, [cur] if cur is not None else list(eqn.outvars))
         key.append(tuple(annotation.get(v) for v in member.outvars))
         groups.setdefault(s, {}).setdefault(tuple(key), []).append(member)
     return _Plan(

@@ -390,6 +390,8 @@ def probe_init(option: str, spec: InitSpec, shapes: Sequence[tuple[int, ...]]) -
         init = jinit.get(spec)
     except (ValueError, TypeError) as err:
         return f"argument {option}: {label}: {err}"
+    if init is None:
+        return f"argument {option}: {label}: names no initializer"
     kind = "bias" if option == "--bias-init" else "dense kernel"
     key = jax.random.key(0)
     for shape in dict.fromkeys(shapes):
