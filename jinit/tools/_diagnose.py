@@ -267,7 +267,7 @@ def _finish(
         a_name, a_mean, a_std, a_gs = None, _NAN, _NAN, _NAN
         if act is not None:
             a_name = by_path[act].kind
-            a_mean, a_std, _, _, a_gs = (float(t) for t in values[act][:5])
+            _, _, a_mean, a_std, a_gs = (float(t) for t in values[act][:5])
         note = None
         if gn == 0.0:
             if ogs == 0.0:

@@ -324,9 +324,13 @@ def _run(
 
 
 def _own_stream_key(model: Any) -> jax.Array | None:
-    """A key from the model's own ``params`` RNG stream, if it holds one (advances it)."""
+    """A key from the model's own ``params`` RNG stream (``rngs.params()``, which falls back
+    to the ``default`` stream), if the model holds an ``nnx.Rngs``; the stream advances."""
     from flax import nnx
 
+    for _, node in nnx.iter_graph(model):
+        if isinstance(node, nnx.Rngs):
+            return node.params()
     for _, node in nnx.iter_graph(model):
         if isinstance(node, nnx.RngStream) and getattr(node, "tag", None) == "params":
             return node()
@@ -360,8 +364,8 @@ def lsuv(
       max_iters: most rescalings per layer.
       orthogonal_preinit: first replace each kernel by an orthonormal one
         (:func:`jinit.orthogonal`, by the layer's fan axes), as in the paper.
-      key: PRNG key for the orthogonal pre-init. Default: the model's own ``params`` RNG
-        stream when it holds one (the stream advances), else a key derived from the
+      key: PRNG key for the orthogonal pre-init. Default: the model's own RNG stream when
+        it holds an ``nnx.Rngs`` (``rngs.params()``; the stream advances), else a key derived from the
         model's kernels, so models built from different seeds get different pre-inits and
         the same model always gets the same one.
       layer_types: the layer classes to process (subclasses of the default ones).
