@@ -365,9 +365,9 @@ def lsuv(
       orthogonal_preinit: first replace each kernel by an orthonormal one
         (:func:`jinit.orthogonal`, by the layer's fan axes), as in the paper.
       key: PRNG key for the orthogonal pre-init. Default: the model's own RNG stream when
-        it holds an ``nnx.Rngs`` (``rngs.params()``; the stream advances), else a key derived from the
-        model's kernels, so models built from different seeds get different pre-inits and
-        the same model always gets the same one.
+        it holds an ``nnx.Rngs`` (``rngs.params()``; the stream advances), else a key
+        derived from the model's kernels, so models built from different seeds get
+        different pre-inits and the same model always gets the same one.
       layer_types: the layer classes to process (subclasses of the default ones).
       **kwargs: keyword arguments of the call (array values are traced).
 
