@@ -231,23 +231,37 @@ def _weights_key(kernels: dict[str, jax.Array]) -> jax.Array:
     return jax.random.fold_in(jax.random.key(0x15C7), acc)
 
 
-def _preinit(kernels: dict[str, jax.Array], axes: dict[str, Any], key: jax.Array) -> dict:
-    """Orthogonal kernels, one batched draw per distinct (matrix shape, dtype)."""
+def _plan(kernels: dict[str, jax.Array], axes: dict[str, Any]) -> tuple[list, dict]:
+    """Groups of kernels with the same (matrix shape, dtype), and each kernel's permutation."""
     groups: dict[tuple, list[str]] = {}
-    views = {}
+    perms = {}
     for p, k in kernels.items():
         if axes.get(p) is None:
             continue
         perm, shape3 = _capture.matrix_view(k.shape, axes[p])
-        views[p] = perm
+        perms[p] = perm
         groups.setdefault((shape3, np.dtype(k.dtype).name), []).append(p)
-    out = dict(kernels)
-    for g, ((shape3, dtype), paths) in enumerate(sorted(groups.items())):
+    return sorted(groups.items()), perms
+
+
+def _draw(groups: list, key: jax.Array) -> list[jax.Array]:
+    """One batched orthogonal draw per group (jinit's jitted sampler: one compile per
+    distinct shape, cached across calls). Dispatched asynchronously, no host sync."""
+    out = []
+    for g, ((shape3, dtype), paths) in enumerate(groups):
         b, r, c = shape3
-        draw = orthogonal(batch_axis=0)(jax.random.fold_in(key, g), (len(paths) * b, r, c), dtype)
+        init = orthogonal(batch_axis=0)
+        out.append(init(jax.random.fold_in(key, g), (len(paths) * b, r, c), dtype))
+    return out
+
+
+def _assemble(kernels: dict, groups: list, perms: dict, draws: list) -> dict:
+    """The kernels with each grouped one replaced by its slice of the draws (traced)."""
+    out = dict(kernels)
+    for ((shape3, _), paths), draw in zip(groups, draws, strict=True):
+        b = shape3[0]
         for j, p in enumerate(paths):
-            perm = views[p]
-            shape = kernels[p].shape
+            perm, shape = perms[p], kernels[p].shape
             m = draw[j * b : (j + 1) * b].reshape(tuple(shape[a] for a in perm))
             out[p] = jnp.transpose(m, np.argsort(perm))
     return out
@@ -305,10 +319,15 @@ def _run(
     """Compiles and runs the whole LSUV program: ``forward(kernels, others) -> {path: var}``."""
     limits = jnp.asarray([_precision_limit(kernels[p].dtype) for p in order], jnp.float32)
 
-    def program(kernels, key, others):
-        if preinit:
-            key = _weights_key(kernels) if key is None else key
-            kernels = _preinit(kernels, axes, key)
+    groups, perms, draws = [], {}, []
+    if preinit:
+        groups, perms = _plan(kernels, axes)
+        if key is None:
+            key = jax.jit(_weights_key)(kernels)
+        draws = _draw(groups, key)
+
+    def program(kernels, draws, others):
+        kernels = _assemble(kernels, groups, perms, draws)
 
         def variances(scales):
             v = forward(_scaled(kernels, order, scales), others)
@@ -317,7 +336,7 @@ def _run(
         s = _loop(variances, len(order), limits, tol, max_iters)
         return _scaled(kernels, order, s["scales"]), s
 
-    return jax.jit(program)(kernels, key, others)
+    return jax.jit(program)(kernels, draws, others)
 
 
 # --- nnx ------------------------------------------------------------------------------------
