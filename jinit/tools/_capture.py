@@ -444,7 +444,7 @@ def skip_reason(kind: str, *, recordable: bool, lifted: bool = False) -> str:
             "through another method such as Embed.attend)"
         )
     if "Norm" in kind:
-        return "normalization layer: not a recorded layer type (its scale and bias are kept)"
+        return "normalization layer: not a recorded layer type (its parameters are kept)"
     return f"{kind} is not among the recorded layer types (see layer_types)"
 
 

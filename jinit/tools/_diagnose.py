@@ -160,7 +160,7 @@ class Diagnosis:
             text += "\nnotes:\n" + "\n".join(notes)
         if self.skipped:
             text += "\nskipped:\n" + "\n".join(
-                f"  {s.path or '(top)'} ({s.kind}): {s.reason}" for s in self.skipped
+                f"  {path or '(top)'} ({kind}): {reason}" for path, kind, reason in self.skipped
             )
         return text
 

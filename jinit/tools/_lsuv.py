@@ -95,7 +95,7 @@ class LSUVReport(tuple):
         text = format_table(headers, rows)
         if self.skipped:
             text += "\nskipped:\n" + "\n".join(
-                f"  {s.path or '(top)'} ({s.kind}): {s.reason}" for s in self.skipped
+                f"  {path or '(top)'} ({kind}): {reason}" for path, kind, reason in self.skipped
             )
         return text
 
