@@ -375,3 +375,36 @@ def test_lsuv_tolerance_below_float32_is_reported_as_such():
     assert stuck, str(report)
     for r in stuck:
         assert "below what float32" in r.reason and "dead ReLU" not in r.reason
+
+
+def test_layers_inside_transforms_are_skipped_with_the_reason():
+    class Body(nn.Module):
+        @nn.compact
+        def __call__(self, c, _):
+            return nn.tanh(nn.Dense(8)(c)), None
+
+    class Scanned(nn.Module):
+        @nn.compact
+        def __call__(self, x):
+            x = nn.Dense(8)(x)
+            scan = nn.scan(Body, variable_axes={"params": 0}, split_rngs={"params": True}, length=2)
+            return scan()(x, None)[0]
+
+    x = jax.random.normal(jax.random.key(0), (16, 8))
+    v = Scanned().init(jax.random.key(0), x)
+    d = jinit.diagnose((Scanned(), v), x)
+    assert [r.path for r in d] == ["Dense_0"]
+    assert [s.path for s in d.skipped] == ["ScanBody_0/Dense_0"]
+    assert "lifted transform" in d.skipped[0].reason
+
+    class Remat(nnx.Module):
+        def __init__(self, rngs):
+            self.a = nnx.Linear(8, 8, rngs=rngs)
+            self.b = nnx.Linear(8, 4, rngs=rngs)
+
+        def __call__(self, x):
+            return self.b(nnx.remat(lambda m, x: m(x))(self.a, x))
+
+    report = jinit.lsuv(Remat(nnx.Rngs(0)), x)
+    assert [r.path for r in report] == ["b"] and report.converged
+    assert [s.path for s in report.skipped] == ["a"] and "transform" in report.skipped[0].reason
