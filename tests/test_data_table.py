@@ -42,15 +42,35 @@ def test_lsuv_report_and_diagnosis_use_the_shared_table():
             ["layers/2", "Linear", 0, "0.0000", False, "dead ReLU"],
         ],
     )
-    stats = jinit.LayerStats("fc", "Dense", 0.0, 1.0, 0.5, 2.0, 0.25)
+    stats = jinit.LayerStats("fc", "Dense", 0.0, 1.0, 0.5, 2.0, 0.25, output_grad_std=0.125)
     text = str(jinit.Diagnosis((stats,), loss=0.5))
     assert text == (
         format_table(
-            ["layer", "kind", "in mean", "in std", "out mean", "out std", "|grad|"],
-            [["fc", "Dense", 0.0, 1.0, 0.5, 2.0, 0.25]],
+            ["layer", "kind", "in mean", "in std", "out mean", "out std", "|grad|", "out grad std"],
+            [["fc", "Dense", 0.0, 1.0, 0.5, 2.0, 0.25, 0.125]],
         )
         + "\nloss = 0.5"
     )
+    # activations add two columns; notes and skipped layers follow the table
+    act = jinit.LayerStats("fc", "Dense", 0, 1, 0, 1, 1, 1, activation="relu", activation_std=0.5)
+    zero = jinit.LayerStats("c", "Conv", 0, 1, 0, 1, 0.0, 0.0, note="gradient is 0: why")
+    skipped = (("bn", "BatchNorm", "normalization layer"),)
+    text = str(jinit.Diagnosis((act, zero), loss=1.0, skipped=skipped))
+    lines = text.splitlines()
+    assert lines[0].split() == [
+        "layer", "kind", "in", "mean", "in", "std", "out", "mean", "out", "std", "|grad|",
+        "out", "grad", "std", "act", "act", "std",
+    ]  # fmt: skip
+    assert lines[2].split()[-2:] == ["relu", "0.5"] and lines[3].split()[-1] == "-"
+    assert lines[-4:] == [
+        "notes:",
+        "  c: gradient is 0: why",
+        "skipped:",
+        "  bn (BatchNorm): normalization layer",
+    ]
+    report = jinit.LSUVReport(layers, skipped=skipped)
+    assert str(report).splitlines()[-2:] == ["skipped:", "  bn (BatchNorm): normalization layer"]
+    assert report.converged is False and report.skipped == skipped
 
 
 def _run(init: str, loss: float | None, steps: list[int | None], diverged: bool) -> dict:

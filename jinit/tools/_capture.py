@@ -1,14 +1,32 @@
-"""Capturing the inputs and outputs of Dense/Linear and Conv layers during a forward pass.
+"""Recording the inputs and outputs of a model's layers during a forward pass.
 
 Shared by :func:`jinit.lsuv` and :func:`jinit.diagnose`, so both see the same layers in
-the same (call) order.
+the same (call) order, with the same notion of each layer's fan-in/fan-out axes.
 
-- nnx: while tracing, the ``__call__`` of each layer class found in the model is wrapped
-  (and restored afterwards) to record ``(module, input, output)``; records are mapped to
-  paths with :func:`flax.nnx.iter_modules` on the traced copy of the model.
-- linen: :func:`flax.linen.intercept_methods` records ``(module.path, input, output)``
-  for every ``__call__`` of a Dense/Conv module, wherever it runs (also inside a user's
-  own apply function).
+Supported layer types (``layer_types=None``), each with its own kernel view:
+
+============================  ==============  ==================================================
+nnx / linen                   parameter       kernel axes (batch | fan-in | fan-out)
+============================  ==============  ==================================================
+Linear / Dense                ``kernel``      - | in | out
+LinearGeneral / DenseGeneral  ``kernel``      batch axes | contracted input axes | features
+Einsum                        ``kernel``      from ``einsum_str``: kernel axes also in the
+                                              input and the output are batch axes, those not
+                                              in the output are fan-in, the rest fan-out
+Conv                          ``kernel``      - | spatial + in | out
+ConvTranspose                 ``kernel``      same (``transpose_kernel=True``: in/out swapped)
+Embed                         ``embedding``   no matrix view: a lookup table
+============================  ==============  ==================================================
+
+Scoping: nothing is patched process-wide.
+
+- nnx: for the duration of the recording, each layer instance of the (traced copy of the)
+  model gets its own recording subclass (``instance.__class__``), restored afterwards;
+  other instances of the same class, in any thread, are untouched. Activation functions
+  held in an ``nnx.Sequential`` are wrapped in that instance's list, also restored.
+- linen: :func:`flax.linen.intercept_methods` (a thread-local interceptor stack). Calls
+  made inside a lifted transform (``nn.scan``, ``nn.remat``...) run in another trace and
+  are not recorded; the layer is reported as skipped.
 
 A layer called several times (weight sharing) is recorded at its first call.
 """
@@ -16,210 +34,418 @@ A layer called several times (weight sharing) is recorded at its first call.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import math
 import threading
-from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 
 # flax is imported inside the functions: `import jinit` stays light.
 
-_local = threading.local()
+Axes = tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]  # (batch, fan-in, fan-out)
+
+
+class Skipped(NamedTuple):
+    """A parameterised layer that was not measured, and why."""
+
+    path: str
+    kind: str
+    reason: str
+
+
+@dataclasses.dataclass
+class Record:
+    """One recorded call: the layer's first call, or an activation function's output."""
+
+    path: str
+    kind: str
+    x: Any
+    y: Any
+    param: str | None = None  # "kernel" / "embedding"; None for activations
+    axes: Axes | None = None  # None: no matrix view (Embed) or an activation
+    activation: bool = False
+    module: Any = None  # the (traced) nnx module; None in linen
 
 
 def nnx_layer_types() -> tuple[type, ...]:
     from flax import nnx
 
-    return (nnx.Linear, nnx.Conv, nnx.ConvTranspose)
+    return (nnx.Linear, nnx.LinearGeneral, nnx.Einsum, nnx.Conv, nnx.ConvTranspose, nnx.Embed)
 
 
 def linen_layer_types() -> tuple[type, ...]:
     from flax import linen as nn
 
-    return (nn.Dense, nn.Conv, nn.ConvTranspose)
+    return (nn.Dense, nn.DenseGeneral, nn.Einsum, nn.Conv, nn.ConvTranspose, nn.Embed)
+
+
+def check_layer_types(layer_types: Any, supported: tuple[type, ...], *, strict: bool) -> tuple:
+    """``layer_types``: None (all supported) or a sequence of classes.
+
+    With ``strict`` (LSUV) every class must be (a subclass of) a supported type, since
+    LSUV must know which parameter to rescale; without, any class is recorded.
+    """
+    if layer_types is None:
+        return supported
+    if isinstance(layer_types, type):
+        layer_types = (layer_types,)
+    if not isinstance(layer_types, Sequence) or not all(isinstance(t, type) for t in layer_types):
+        raise TypeError(
+            "`layer_types` must be None or a sequence of layer classes (e.g. "
+            f"(nnx.Linear, nnx.Conv)); got {layer_types!r}."
+        )
+    if not layer_types:
+        raise ValueError("`layer_types` must name at least one layer class; got ().")
+    if strict:
+        bad = [t.__name__ for t in layer_types if not issubclass(t, supported)]
+        if bad:
+            names = ", ".join(t.__name__ for t in supported)
+            raise ValueError(
+                f"`layer_types` must be (subclasses of) {names}: LSUV must know which "
+                f"parameter to rescale; got {bad}."
+            )
+    return tuple(layer_types)
+
+
+def param_name(module: Any) -> str | None:
+    """The parameter LSUV rescales / diagnose reports the gradient of."""
+    from flax import linen as nn
+    from flax import nnx
+
+    if isinstance(module, (nnx.Embed, nn.Embed)):
+        return "embedding"
+    return "kernel"
+
+
+def _einsum_axes(spec: str, ndim: int) -> Axes | None:
+    spec = spec.replace(" ", "")
+    if "->" not in spec or spec.count(",") != 1 or "." in spec:
+        return None
+    ops, out = spec.split("->")
+    lhs, rhs = ops.split(",")
+    if len(rhs) != ndim:
+        return None
+    batch = tuple(i for i, c in enumerate(rhs) if c in lhs and c in out)
+    fan_in = tuple(i for i, c in enumerate(rhs) if c not in out)
+    fan_out = tuple(i for i, c in enumerate(rhs) if c in out and c not in lhs)
+    return batch, fan_in, fan_out
+
+
+def kernel_axes(module: Any, ndim: int, call_kwargs: Mapping[str, Any]) -> Axes | None:
+    """(batch, fan-in, fan-out) axes of ``module``'s kernel of rank ``ndim`` (None: Embed)."""
+    from flax import linen as nn
+    from flax import nnx
+
+    last = (ndim - 1,)
+    default: Axes = ((), tuple(range(ndim - 1)), last)
+    if isinstance(module, (nnx.Embed, nn.Embed)) or ndim < 2:
+        return None
+    if isinstance(module, (nnx.ConvTranspose, nn.ConvTranspose)):
+        if getattr(module, "transpose_kernel", False):
+            return (), (*range(ndim - 2), ndim - 1), (ndim - 2,)
+        return default
+    if isinstance(module, (nnx.LinearGeneral, nn.DenseGeneral)):
+        if isinstance(module, nnx.LinearGeneral):
+            nb, ni = len(module.batch_axis), len(module.in_features)
+        else:
+            dims, axis = module.batch_dims, module.axis
+            nb = len(dims) if isinstance(dims, Sequence) else 1
+            ni = len(axis) if isinstance(axis, Sequence) else 1
+        if nb + ni >= ndim:
+            return default
+        return tuple(range(nb)), tuple(range(nb, nb + ni)), tuple(range(nb + ni, ndim))
+    if isinstance(module, (nnx.Einsum, nn.Einsum)):
+        spec = call_kwargs.get("einsum_str") or module.einsum_str
+        axes = _einsum_axes(spec, ndim) if isinstance(spec, str) else None
+        return axes if axes is not None and axes[1] and axes[2] else default
+    return default
 
 
 def path_str(path: tuple) -> str:
     return "/".join(str(p) for p in path)
 
 
-def nnx_layers(model: Any) -> dict[str, Any]:
-    """Dense/Conv layers of an nnx model by path (graph order, not call order)."""
+def _first_arg(args: tuple, kwargs: Mapping[str, Any]) -> Any:
+    return args[0] if args else next(iter(kwargs.values()), None)
+
+
+def _is_array(y: Any) -> bool:
+    return hasattr(y, "shape") and hasattr(y, "dtype")
+
+
+def _perturbed(y: Any, perturb: Mapping[str, Any] | None, path: str) -> Any:
+    if perturb is not None and path in perturb and _is_array(y):
+        return y + perturb[path].astype(y.dtype)
+    return y
+
+
+# ---------------------------------------------------------------------------------------
+# nnx: per-instance recording subclasses
+
+
+class _Frame:
+    def __init__(self, perturb: Mapping[str, Any] | None):
+        self.records: list[Record] = []
+        self.perturb = perturb
+        self.calls: dict[str, int] = {}
+
+
+class _Entry:
+    __slots__ = ("busy", "frame", "kind", "module", "path")
+
+    def __init__(self, module: Any, path: str, kind: str, frame: _Frame):
+        self.module, self.path, self.kind, self.frame, self.busy = module, path, kind, frame, False
+
+
+_active: dict[int, _Entry] = {}  # id(instance) -> entry, for the instances being recorded
+_subclass_lock = threading.Lock()
+_subclasses: dict[type, type] = {}
+
+
+def _recording_call(self, *args, **kwargs):
+    original = type(self)._jinit_original
+    entry = _active.get(id(self))
+    if entry is None or entry.module is not self or entry.busy:
+        # another copy (e.g. made by an nnx transform inside the forward pass): no record
+        return original.__call__(self, *args, **kwargs)
+    entry.busy = True
+    try:
+        out = original.__call__(self, *args, **kwargs)
+    finally:
+        entry.busy = False
+    frame = entry.frame
+    n = frame.calls.get(entry.path, 0)
+    frame.calls[entry.path] = n + 1
+    if n == 0:
+        out = _perturbed(out, frame.perturb, entry.path)
+        name = param_name(self)
+        param = getattr(self, name, None)
+        ndim = len(param.shape) if param is not None and hasattr(param, "shape") else 0
+        axes = kernel_axes(self, ndim, kwargs)
+        x = _first_arg(args, kwargs)
+        frame.records.append(Record(entry.path, entry.kind, x, out, name, axes, module=self))
+    return out
+
+
+def _recording_class(cls: type) -> type:
+    """A subclass of ``cls`` whose ``__call__`` records (created once per class)."""
+    with _subclass_lock:
+        sub = _subclasses.get(cls)
+        if sub is None:
+            namespace = {
+                "__call__": _recording_call,
+                "__module__": cls.__module__,
+                "__qualname__": cls.__qualname__,
+                "_jinit_original": cls,
+            }
+            sub = type(cls)(cls.__name__, (cls,), namespace)
+            _subclasses[cls] = sub
+        return sub
+
+
+class _Activation:
+    """Wraps a function held in an ``nnx.Sequential``: records its output once."""
+
+    def __init__(self, fn: Callable, path: str, frame: _Frame):
+        self.fn, self.path, self.frame = fn, path, frame
+        self.__name__ = getattr(fn, "__name__", type(fn).__name__)
+
+    def __call__(self, *args, **kwargs):
+        out = self.fn(*args, **kwargs)
+        n = self.frame.calls.get(self.path, 0)
+        self.frame.calls[self.path] = n + 1
+        if n == 0 and _is_array(out):
+            out = _perturbed(out, self.frame.perturb, self.path)
+            x = _first_arg(args, kwargs)
+            self.frame.records.append(
+                Record(self.path, self.__name__, x, out, activation=True)  # type: ignore[arg-type]
+            )
+        return out
+
+
+@contextlib.contextmanager
+def record_nnx(
+    model: Any,
+    types: tuple[type, ...] | None = None,
+    *,
+    perturb: Mapping[str, Any] | None = None,
+    activations: bool = True,
+) -> Iterator[list[Record]]:
+    """Within the block, the first call of each of ``model``'s layers is recorded.
+
+    Yields the list of :class:`Record` (call order), filled during the block. Use it inside
+    a traced function on a copy of the model (``nnx.merge``). With ``perturb``
+    (``{path: zeros like the output}``), a recorded output is returned as ``y + perturb``,
+    so that the gradient with respect to ``perturb[path]`` is d(loss)/d(output).
+    """
     from flax import nnx
 
-    types = nnx_layer_types()
+    types = nnx_layer_types() if types is None else types
+    frame = _Frame(perturb)
+    swapped: list[tuple[Any, type]] = []
+    wrapped: list[tuple[Any, int, Any]] = []
+    try:
+        for p, m in nnx.iter_modules(model):
+            path = path_str(p)
+            if isinstance(m, types) and id(m) not in _active:
+                cls = type(m)
+                _active[id(m)] = _Entry(m, path, cls.__name__, frame)
+                object.__setattr__(m, "__class__", _recording_class(cls))
+                swapped.append((m, cls))
+            if activations and isinstance(m, nnx.Sequential):
+                for i, f in enumerate(list(m.layers)):
+                    if callable(f) and not isinstance(f, nnx.Module):
+                        sub = f"{path}/layers/{i}" if path else f"layers/{i}"
+                        m.layers[i] = _Activation(f, sub, frame)
+                        wrapped.append((m, i, f))
+        yield frame.records
+    finally:
+        for m, i, f in reversed(wrapped):
+            m.layers[i] = f
+        for m, cls in reversed(swapped):
+            object.__setattr__(m, "__class__", cls)
+            _active.pop(id(m), None)
+
+
+def nnx_param_modules(model: Any) -> dict[str, Any]:
+    """Modules of an nnx model that hold an ``nnx.Param`` directly, by path (graph order)."""
+    from flax import nnx
+
+    out = {}
+    for p, m in nnx.iter_modules(model):
+        if any(isinstance(v, nnx.Param) for v in vars(m).values()):
+            out[path_str(p)] = m
+    return out
+
+
+def nnx_layers(model: Any, types: tuple[type, ...] | None = None) -> dict[str, Any]:
+    """Recordable layers of an nnx model by path (graph order, not call order)."""
+    from flax import nnx
+
+    types = nnx_layer_types() if types is None else types
     return {path_str(p): m for p, m in nnx.iter_modules(model) if isinstance(m, types)}
 
 
-def _stack() -> list:
-    if not hasattr(_local, "stack"):
-        _local.stack = []
-    return _local.stack
+# ---------------------------------------------------------------------------------------
+# linen: nn.intercept_methods (thread-local)
 
 
-def _wrap(call: Callable) -> Callable:
-    def __call__(self, *args, **kwargs):
-        stack = _stack()
-        if not stack or id(self) in stack[-1]["active"]:
-            return call(self, *args, **kwargs)
-        frame = stack[-1]
-        frame["active"].add(id(self))
-        try:
-            out = call(self, *args, **kwargs)
-        finally:
-            frame["active"].discard(id(self))
-        x = args[0] if args else next(iter(kwargs.values()), None)
-        frame["records"].append((self, x, out))
-        return out
+@dataclasses.dataclass
+class LinenCalls:
+    """Which modules a linen forward pass called (path -> class), and which recorded
+    layers ran inside a lifted transform (not recordable)."""
 
-    __call__._jinit_wrapped = True  # type: ignore[attr-defined]
-    __call__.__wrapped__ = call  # type: ignore[attr-defined]
-    return __call__
-
-
-# Patching a class is process-wide, so it is shared: the first capture that needs a class
-# wraps its ``__call__``, the last one to finish restores it. The counts and the saved
-# originals change only under the lock, so captures in two threads cannot unpatch a class
-# the other one still needs (records go to the calling thread's own stack).
-_patch_lock = threading.Lock()
-_patch_count: dict[type, int] = {}
-_patch_saved: dict[type, Any] = {}  # cls -> its own __call__ (None: inherited)
+    kinds: dict[str, type] = dataclasses.field(default_factory=dict)
+    lifted: set[str] = dataclasses.field(default_factory=set)
 
 
 @contextlib.contextmanager
-def _patched(classes: set[type]) -> Iterator[None]:
-    ordered = sorted(classes, key=lambda c: (c.__module__, c.__qualname__))
-    with _patch_lock:
-        for cls in ordered:
-            if _patch_count.get(cls, 0) == 0:
-                _patch_saved[cls] = cls.__dict__.get("__call__")
-                call = cls.__call__  # unwrap an inherited wrapper: never wrap twice
-                if getattr(call, "_jinit_wrapped", False):
-                    call = call.__wrapped__
-                cls.__call__ = _wrap(call)
-            _patch_count[cls] = _patch_count.get(cls, 0) + 1
-    try:
-        yield
-    finally:
-        with _patch_lock:
-            for cls in reversed(ordered):
-                _patch_count[cls] -= 1
-                if _patch_count[cls]:
-                    continue
-                del _patch_count[cls]
-                own = _patch_saved.pop(cls)
-                if own is None:
-                    del cls.__call__
-                else:
-                    cls.__call__ = own
+def record_linen(
+    types: tuple[type, ...] | None = None,
+    *,
+    perturb: Mapping[str, Any] | None = None,
+    calls: LinenCalls | None = None,
+) -> Iterator[list[Record]]:
+    """Within the block, the first ``__call__`` of every linen layer of ``types`` is recorded.
 
-
-@contextlib.contextmanager
-def record_nnx(model: Any) -> Iterator[list[tuple[str, str, Any, Any]]]:
-    """Within the block, calls of ``model``'s Dense/Conv layers are recorded.
-
-    Yields a list that is filled, after the block, with ``(path, kind, input, output)`` in
-    call order (first call of each layer; ``kind`` is the class name). Use inside a traced
-    function on the traced model.
-    """
-    from flax import nnx
-
-    paths = {id(m): path_str(p) for p, m in nnx.iter_modules(model)}
-    types = nnx_layer_types()
-    classes = {type(m) for _, m in nnx.iter_modules(model) if isinstance(m, types)}
-    frame: dict[str, Any] = {"active": set(), "records": []}
-    result: list[tuple[str, str, Any, Any]] = []
-    _stack().append(frame)
-    try:
-        with _patched(classes):
-            yield result
-    finally:
-        _stack().pop()
-    seen = set()
-    for mod, x, y in frame["records"]:
-        p = paths.get(id(mod))
-        if p is None or p in seen:
-            continue
-        seen.add(p)
-        result.append((p, type(mod).__name__, x, y))
-
-
-@contextlib.contextmanager
-def record_linen() -> Iterator[list[tuple[str, str, Any, Any]]]:
-    """Within the block, ``__call__`` of every linen Dense/Conv module is recorded.
-
-    Yields a list filled with ``(path, kind, input, output)`` in call order (first call per
-    path); the path is the module's scope path joined with ``/``, e.g. ``"Dense_0"``.
+    Yields a list of :class:`Record` (call order); the path is the module's scope path
+    joined with ``/``, e.g. ``"Dense_0"``. ``perturb`` as in :func:`record_nnx`.
     """
     from flax import linen as nn
+    from flax.core import tracers
 
-    types = linen_layer_types()
-    records: list[tuple[str, str, Any, Any]] = []
+    types = linen_layer_types() if types is None else types
+    records: list[Record] = []
     seen: set[str] = set()
+    base = tracers.current_trace()
 
     def interceptor(next_fun, args, kwargs, context):
         out = next_fun(*args, **kwargs)
         mod = context.module
-        if context.method_name == "__call__" and isinstance(mod, types):
-            p = path_str(tuple(mod.path))
-            if p not in seen:
-                seen.add(p)
-                x = args[0] if args else next(iter(kwargs.values()), None)
-                records.append((p, type(mod).__name__, x, out))
+        if context.method_name != "__call__":
+            return out
+        p = path_str(tuple(mod.path))
+        if calls is not None:
+            calls.kinds.setdefault(p, type(mod))
+        if not isinstance(mod, types) or p in seen:
+            return out
+        if tracers.current_trace() != base:
+            if calls is not None:
+                calls.lifted.add(p)
+            return out
+        seen.add(p)
+        out = _perturbed(out, perturb, p)
+        name = param_name(mod)
+        param = unbox(mod.variables.get("params", {}).get(name))
+        ndim = len(param.shape) if param is not None and hasattr(param, "shape") else 0
+        axes = kernel_axes(mod, ndim, kwargs)
+        records.append(Record(p, type(mod).__name__, _first_arg(args, kwargs), out, name, axes))
         return out
 
     with nn.intercept_methods(interceptor):
         yield records
 
 
+def linen_param_path(path: str, name: str = "kernel") -> tuple[str, ...]:
+    """Where parameter ``name`` of the linen layer at ``path`` lives in the variables."""
+    return ("params", *path.split("/"), name) if path else ("params", name)
+
+
 def linen_kernel_path(path: str) -> tuple[str, ...]:
-    """Where the kernel of the linen layer at ``path`` lives in the variables dict."""
-    return ("params", *path.split("/"), "kernel") if path else ("params", "kernel")
+    return linen_param_path(path, "kernel")
 
 
-def set_linen_kernels(variables: Any, kernels: Mapping[str, Any], *, keep_box: bool = False):
-    """A copy of ``variables`` with the kernel of each layer ``path`` set to ``kernels[path]``.
-
-    With ``keep_box``, a kernel stored in a metadata box (``nn.with_partitioning``) is put
-    back in its box; without, the bare array replaces it (fine inside ``apply``).
-    """
-    for p, k in kernels.items():
-        where = linen_kernel_path(p)
+def set_linen_params(
+    variables: Any, values: Mapping[str, Any], names: Mapping[str, str], *, keep_box: bool = False
+):
+    """A copy of ``variables`` with parameter ``names[path]`` of each layer set to
+    ``values[path]``; with ``keep_box``, a boxed parameter (``nn.with_partitioning``) stays
+    in its box."""
+    for p, k in values.items():
+        where = linen_param_path(p, names.get(p, "kernel"))
         if keep_box:
             k = rebox(get_in(variables, where), k)
         variables = set_in(variables, where, k)
     return variables
 
 
-def linen_layers(
-    apply_fn: Callable, variables: Any, batch: Any, apply_kwargs: Mapping[str, Any]
-) -> tuple[list[tuple[str, str]], dict[str, jax.Array]]:
-    """The linen Dense/Conv layers ``apply_fn(variables, batch, **apply_kwargs)`` calls.
+def set_linen_kernels(variables: Any, kernels: Mapping[str, Any], *, keep_box: bool = False):
+    return set_linen_params(variables, kernels, {}, keep_box=keep_box)
 
-    The function runs abstractly (``jax.eval_shape``: shapes only, no FLOPs).
 
-    Returns:
-      ``(layers, kernels)``: ``[(path, kind), ...]`` in call order (first call of each
-      path; ``kind`` is the class name), and ``{path: kernel}`` for the layers whose kernel
-      (unboxed, at least 2-D) is in ``variables["params"]``; a layer under a lifted
-      transform such as ``nn.scan`` has none.
-    """
-    layers: list[tuple[str, str]] = []
+def linen_param_modules(params: Any, prefix: tuple = ()) -> list[str]:
+    """Paths of the nested ``params`` dicts that hold arrays directly (parameterised
+    modules), in dict order."""
+    out = []
+    if not hasattr(params, "items"):
+        return out
+    if any(not hasattr(v, "items") for v in params.values()):
+        out.append(path_str(prefix))
+    for k, v in params.items():
+        if hasattr(v, "items"):
+            out.extend(linen_param_modules(v, (*prefix, k)))
+    return out
 
-    def probe(variables: Any, batch: Any) -> None:
-        with record_linen() as rec:
-            apply_fn(variables, batch, **apply_kwargs)
-        if not layers:
-            layers.extend((p, kind) for p, kind, _, _ in rec)
 
-    jax.eval_shape(probe, variables, batch)
-    kernels = {}
-    for p, _ in layers:
-        k = unbox(get_in(variables, linen_kernel_path(p)))
-        if k is not None and jnp.ndim(k) >= 2:
-            kernels[p] = jnp.asarray(k)
-    return layers, kernels
+def skip_reason(kind: str, *, recordable: bool, lifted: bool = False) -> str:
+    """Why a parameterised layer of class ``kind`` was not measured."""
+    if lifted:
+        return (
+            "called inside a lifted transform (nn.scan / nn.vmap / nn.remat), whose "
+            "intermediate values cannot be recorded"
+        )
+    if recordable:
+        return (
+            "not called through __call__ by the forward pass (not called at all, called "
+            "only inside a transform such as nnx.scan / nnx.vmap / nnx.remat, or only "
+            "through another method such as Embed.attend)"
+        )
+    if "Norm" in kind:
+        return "normalization layer: not a recorded layer type (its parameters are kept)"
+    return f"{kind} is not among the recorded layer types (see layer_types)"
 
 
 def _is_boxed(x: Any) -> bool:
@@ -265,3 +491,33 @@ def moments(x: jax.Array) -> tuple[jax.Array, jax.Array]:
         x = jnp.abs(x)
     x = x.astype(dtype)
     return jnp.mean(x), jnp.var(x)
+
+
+def matrix_view(shape: tuple[int, ...], axes: Axes) -> tuple[tuple[int, ...], tuple[int, int, int]]:
+    """The permutation bringing ``axes`` to (batch, fan-in, fan-out) order, and the
+    (batch, rows, cols) shape of the kernel seen as a stack of matrices."""
+    batch, fan_in, fan_out = axes
+    rest = tuple(i for i in range(len(shape)) if i not in (*batch, *fan_in, *fan_out))
+    perm = (*batch, *fan_in, *rest, *fan_out)  # stray axes count as fan-in
+    size = lambda ax: math.prod(shape[i] for i in ax)
+    return perm, (size(batch), size(fan_in) * size(rest), size(fan_out))
+
+
+def split_call(args: tuple, kwargs: Mapping[str, Any]) -> tuple[list, Callable]:
+    """Splits a call's arguments into array leaves (to trace) and the rest (kept static).
+
+    Returns ``(arrays, rebuild)`` with ``rebuild(arrays) -> (args, kwargs)``: flags such as
+    ``train=True`` stay Python values inside a jitted function.
+    """
+    import numpy as np
+
+    leaves, treedef = jax.tree_util.tree_flatten((tuple(args), dict(kwargs)))
+    dynamic = [isinstance(v, (jax.Array, np.ndarray)) for v in leaves]
+    arrays = [v for v, d in zip(leaves, dynamic, strict=True) if d]
+
+    def rebuild(traced: Sequence[Any]) -> tuple[tuple, dict]:
+        it = iter(traced)
+        full = [next(it) if d else v for v, d in zip(leaves, dynamic, strict=True)]
+        return jax.tree_util.tree_unflatten(treedef, full)
+
+    return arrays, rebuild
