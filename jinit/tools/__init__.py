@@ -3,7 +3,8 @@
 - :func:`lsuv` / :func:`lsuv_linen`: layer-sequential unit-variance init (Mishkin & Matas 2016).
 - :func:`from_checkpoint` / :func:`transfer`: start from stored arrays (safetensors incl.
   sharded Hugging Face checkpoints, orbax, npz), PyTorch layouts included.
-- :func:`diagnose`: per-layer activation statistics and gradient norms at init.
+- :func:`diagnose`: per-layer activation and gradient statistics at init (incl. the
+  gradient with respect to each layer's output), with every skipped layer and why.
 - :func:`fast_init`: ``jax.jit`` of a whole model's init with one copy of the random-number
   code per distinct (sampler, shape, dtype) instead of one per parameter.
 - :func:`reinit`: re-initialize an existing model's parameters by patterns on their paths.
