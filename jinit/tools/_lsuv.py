@@ -267,7 +267,7 @@ def _assemble(kernels: dict, groups: list, perms: dict, draws: list) -> dict:
         for j, p in enumerate(paths):
             perm, shape = perms[p], kernels[p].shape
             m = draw[j * b : (j + 1) * b].reshape(tuple(shape[a] for a in perm))
-            out[p] = jnp.transpose(m, np.argsort(perm))
+            out[p] = jnp.transpose(m, tuple(int(a) for a in np.argsort(perm)))
     return out
 
 
@@ -323,7 +323,9 @@ def _run(
     """Compiles and runs the whole LSUV program: ``forward(kernels, others) -> {path: var}``."""
     limits = jnp.asarray([_precision_limit(kernels[p].dtype) for p in order], jnp.float32)
 
-    groups, perms, draws = [], {}, []
+    groups: list[Any] = []
+    perms: dict[str, Any] = {}
+    draws: list[Any] = []
     if preinit:
         groups, perms = _plan(kernels, axes)
         if key is None:
@@ -434,8 +436,8 @@ def lsuv(
     types = _capture.check_layer_types(layer_types, _capture.nnx_layer_types(), strict=True)
     layers = _capture.nnx_layers(model, types)
     if not layers:
-        names = " / ".join(f"nnx.{t.__name__}" for t in types)
-        raise ValueError(f"lsuv: the model has no {names} layer.")
+        type_names = " / ".join(f"nnx.{t.__name__}" for t in types)
+        raise ValueError(f"lsuv: the model has no {type_names} layer.")
     graphdef, state = nnx.split(model)
     arrays, rebuild = _capture.split_call(args, kwargs)
     probe: list[_capture.Record] = []
@@ -458,7 +460,7 @@ def lsuv(
     order = [r.path for r in probe if r.path in layers]
     if not order:
         raise ValueError("lsuv: the forward pass called none of the model's recorded layers.")
-    names.update({r.path: r.param for r in probe})
+    names.update({r.path: r.param for r in probe if r.param is not None})
     axes = {r.path: r.axes for r in probe}
     kinds = {r.path: r.kind for r in probe}
     kernels = {p: getattr(layers[p], names[p]).get_value() for p in order}
@@ -586,7 +588,9 @@ def lsuv_linen(
     jax.eval_shape(lambda o: forward({}, o), (variables, arrays))
     kernels, skipped = {}, []
     for r in probe:
-        k = _capture.unbox(_capture.get_in(variables, _capture.linen_param_path(r.path, r.param)))
+        k = _capture.unbox(
+            _capture.get_in(variables, _capture.linen_param_path(r.path, r.param or "kernel"))
+        )
         if k is None or not hasattr(k, "shape"):
             reason = f"its {r.param!r} was not found in variables['params']"
             skipped.append(_capture.Skipped(r.path, r.kind, reason))
@@ -607,7 +611,7 @@ def lsuv_linen(
         raise ValueError(
             f"lsuv_linen: module.apply called no layer LSUV can process. Skipped: {found}."
         )
-    names.update({r.path: r.param for r in probe})
+    names.update({r.path: r.param for r in probe if r.param is not None})
     axes = {r.path: r.axes for r in probe}
     kinds = {r.path: r.kind for r in probe}
     new, result = _run(
