@@ -24,6 +24,8 @@ from jax.sharding import NamedSharding
 
 from jinit._core import Initializer, Shape, check_choice, check_dtype_arg
 from jinit.tools import _checkpoint as ckpt
+from jinit.tools._capture import rebox as _rebox
+from jinit.tools._capture import unbox as _unbox
 from jinit.tools._ckpt_common import ArrayInfo, Reader
 
 Layout = Literal["jax", "torch"]
@@ -370,24 +372,6 @@ def _source_reader(source: Any) -> Reader:
         "folder, an orbax checkpoint folder, .npz), a dict or nested dict of arrays, an "
         f"nnx.State or an nnx.Module; got {type(source).__name__}."
     )
-
-
-def _is_boxed(x: Any) -> bool:
-    if not type(x).__module__.startswith("flax"):
-        return False
-    from flax.core import meta
-
-    return isinstance(x, meta.AxisMetadata)
-
-
-def _unbox(x: Any) -> Any:
-    """The array inside a linen metadata box (``nn.with_partitioning``), else ``x``."""
-    return x.unbox() if _is_boxed(x) else x
-
-
-def _rebox(old: Any, new: Any) -> Any:
-    """``new`` in ``old``'s metadata box, if ``old`` was boxed."""
-    return old.replace_boxed(new) if _is_boxed(old) else new
 
 
 def _normalize(name: str) -> str:
