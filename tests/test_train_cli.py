@@ -344,3 +344,17 @@ def test_report_and_plots_do_not_import_the_trainer():
             a.name for node in ast.walk(tree) if isinstance(node, ast.Import) for a in node.names
         }
         assert not {"jinit.train.study", "jinit.train.loop", "jinit.train.cli"} & imported, name
+
+
+def test_progress_without_tqdm_prints_a_line_about_every_tenth(monkeypatch, capsys):
+    from jinit.train.study import _progress_bar
+
+    monkeypatch.setitem(sys.modules, "tqdm", None)  # `from tqdm import tqdm` fails
+    with _progress_bar(200, True) as hook:
+        for done in range(2, 201, 2):  # the program reports every steps // 100 steps
+            hook(done)
+    lines = capsys.readouterr().err.splitlines()
+    assert lines == [f"training: step {done}/200" for done in range(20, 201, 20)]
+    with _progress_bar(200, False) as hook:
+        assert hook is None
+    assert capsys.readouterr().err == ""

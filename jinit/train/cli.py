@@ -270,7 +270,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--force", action="store_true", help="overwrite the results of an earlier run in --out"
     )
-    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="hide the progress bar (or the plain progress lines without tqdm)",
+    )
     _add_issue11_options(p)
     return p
 
@@ -451,7 +455,10 @@ def missing_optional(dataset: str, progress: bool) -> tuple[list[str], str | Non
             "are written); `pip install matplotlib` or `pip install 'jinit[train]'` adds them"
         )
     if progress and find_spec("tqdm") is None:
-        notes.append("tqdm is not installed: no progress bar (`pip install tqdm` adds one)")
+        notes.append(
+            "tqdm is not installed: no progress bar; plain progress lines instead "
+            "(`pip install tqdm` adds one)"
+        )
     error = None
     if dataset == "digits" and find_spec("sklearn") is None:
         error = (
@@ -664,11 +671,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"of {args.optimizer} lr={args.lr}",
         file=sys.stderr,
     )
-    from importlib.util import find_spec
-
     from jinit.train.study import compare
 
-    progress = not args.no_progress and find_spec("tqdm") is not None
+    progress = not args.no_progress
     try:
         study = compare(
             dict(zip(labels, specs, strict=True)),
