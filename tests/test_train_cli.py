@@ -291,6 +291,8 @@ def _fake_study(inits=("zeros", "he_normal"), seeds=2, steps=4, hidden=(3, 3)):
         "learning_rate": 0.1,
         "batch_size": None,
         "target_loss": 0.05,
+        "target_fraction": None,
+        "loss": "softmax",
         "backend": "cpu",
         "jax_version": "0",
     }
