@@ -10,6 +10,13 @@ outputs) of:
 * ``scan`` (transformers): ``jax.jit(init)`` of the same model written with ``nn.scan``
   over its layers, the manual alternative (it changes the parameter layout and the keys).
 
+The ``reinit`` case (``--only reinit`` runs just it, ``--reinit-depth`` sets its depth,
+default 24) times ``jinit.reinit(variables, {"**/kernel": "he_normal"}, key)`` on the
+linen transformer, wall clock in one fresh process: the first call (compile included) and
+a second call with a new key, against ``jax.jit(model.init)``'s first call (compile
+included) and second call. A part run alone is merged into that day's existing results
+file (the other part's numbers are kept).
+
 Models: linen transformers of 12/24/48 layers (d=256, 4 heads, MLP 4d, vocabulary 1000)
 with Flax's default initializers and with jinit's (``jinit.lecun_normal``), the 24-layer
 one written in nnx, and a ResNet-50-shaped linen ResNet (bottleneck stages 3/4/6/3, with
@@ -263,6 +270,54 @@ def run(depths: list[int], repeats: int, log: Callable[[str], None]) -> list[dic
     return rows
 
 
+def _wall(fn: Callable[[], Any]) -> tuple[float, Any]:
+    t = time.perf_counter()
+    out = jax.block_until_ready(fn())
+    return time.perf_counter() - t, out
+
+
+def run_reinit(depth: int, log: Callable[[str], None]) -> dict:
+    """First and second call of ``jinit.reinit`` vs ``jax.jit(model.init)`` (wall clock)."""
+    model = Transformer(depth)
+    tokens = jnp.ones((1, 16), jnp.int32)
+    rules = {"**/kernel": "he_normal"}
+    jax.clear_caches()
+    gc.collect()
+    load = round(os.getloadavg()[0], 2)
+    init = jax.jit(model.init)
+    plain_first, variables = _wall(lambda: init(jax.random.key(0), tokens))
+    plain_second, _ = _wall(lambda: init(jax.random.key(1), tokens))
+    reinit_first, (new1, report) = _wall(lambda: jinit.reinit(variables, rules, jax.random.key(2)))
+    reinit_second, (new2, _) = _wall(lambda: jinit.reinit(variables, rules, jax.random.key(3)))
+    paths = report.by_rule["**/kernel"]
+    old_k, k1, k2 = (
+        [
+            leaf
+            for path, leaf in jax.tree_util.tree_leaves_with_path(v["params"])
+            if jax.tree_util.keystr(path, simple=True, separator="/").endswith("kernel")
+        ]
+        for v in (variables, new1, new2)
+    )
+    row = {
+        "model": f"linen transformer, {depth} layers",
+        "rules": {k: str(v) for k, v in rules.items()},
+        "n_parameters": len(report.shapes),
+        "n_reinitialized": len(paths),
+        "every_kernel_new": len(k1) == len(paths)
+        and all(not np.array_equal(a, b) for a, b in zip(old_k, k1, strict=True))
+        and all(not np.array_equal(a, b) for a, b in zip(k1, k2, strict=True)),
+        "plain_init_first_s": plain_first,
+        "plain_init_second_s": plain_second,
+        "reinit_first_s": reinit_first,
+        "reinit_second_s": reinit_second,
+        "reinit_first_vs_plain_first": reinit_first / plain_first,
+        "reinit_second_vs_plain_second": reinit_second / plain_second,
+        "load_average": load,
+    }
+    log(f"reinit: {json.dumps(row)}")
+    return row
+
+
 # ----------------------------------------------------------------------------- report
 
 
@@ -273,14 +328,51 @@ def _machine() -> dict:
     return machine(None)
 
 
-def _markdown(report: dict) -> str:
-    m = report["machine"]
-    lines = [
-        f"# Whole-model init benchmarks ({report['date']})",
-        "",
+def _machine_lines(m: dict, flax_version: str) -> list[str]:
+    return [
         f"- machine: {m['cpu']}, {m['cores']} cores, {m['platform']}, load average at start "
         f"{m.get('load_average')}",
-        f"- jax {m['jax']}, jaxlib {m['jaxlib']}, flax {report['flax']}, jinit {m['jinit']}",
+        f"- jax {m['jax']}, jaxlib {m['jaxlib']}, flax {flax_version}, jinit {m['jinit']}",
+    ]
+
+
+def _reinit_markdown(part: dict, flax_version: str) -> list[str]:
+    lines = [
+        "## `jinit.reinit`",
+        "",
+        *_machine_lines(part["machine"], flax_version),
+        "- wall-clock seconds in one fresh process, one measurement each (the machine was "
+        "shared and loaded: compile times carry its noise); first call includes compilation, "
+        "second call is with a new key",
+        "",
+        "| model | rules | re-initialized | jit(init) 1st | jit(init) 2nd | reinit 1st "
+        "| reinit 2nd | reinit/init 1st | reinit/init 2nd | every kernel new |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in part["rows"]:
+        rules = ", ".join(f"`{k}`: {v}" for k, v in r["rules"].items())
+        lines.append(
+            f"| {r['model']} | {rules} | {r['n_reinitialized']} of {r['n_parameters']} "
+            f"| {r['plain_init_first_s']:.2f} | {r['plain_init_second_s']:.3f} "
+            f"| {r['reinit_first_s']:.2f} | {r['reinit_second_s']:.3f} "
+            f"| {r['reinit_first_vs_plain_first']:.2f} | {r['reinit_second_vs_plain_second']:.2f} "
+            f"| {'yes' if r['every_kernel_new'] else 'NO'} |"
+        )
+    return lines
+
+
+def _markdown(report: dict) -> str:
+    lines = [f"# Whole-model init benchmarks ({report['date']})", ""]
+    if "rows" in report:
+        lines += _models_markdown(report)
+    if "reinit" in report:
+        lines += ["", *_reinit_markdown(report["reinit"], report["flax"])]
+    return "\n".join(lines) + "\n"
+
+
+def _models_markdown(report: dict) -> list[str]:
+    lines = [
+        *_machine_lines(report["machine"], report["flax"]),
         "- times in seconds: trace+lower, XLA compile, total; run = median of repeated runs "
         "of the compiled program; peak = XLA temporaries + outputs",
         "",
@@ -301,7 +393,7 @@ def _markdown(report: dict) -> str:
             f"| {scan} "
             f"| {'yes' if r['bit_equal'] else 'NO'} |"
         )
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -310,6 +402,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--depths", default="12,24,48")
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--out", default=os.path.join(HERE, "results"))
+    parser.add_argument(
+        "--only", choices=("models", "reinit"), default=None, help="run one part only"
+    )
+    parser.add_argument("--reinit-depth", type=int, default=24)
     args = parser.parse_args(argv)
     depths = [2] if args.quick else [int(d) for d in args.depths.split(",")]
     machine = _machine()
@@ -321,17 +417,21 @@ def main(argv: list[str] | None = None) -> int:
 
     import flax
 
-    report = {
-        "schema": "jinit-bench-models/1",
-        "date": datetime.date.today().isoformat(),
-        "flax": flax.__version__,
-        "machine": machine,
-        "rows": run(depths, args.repeats, log),
-    }
+    date = datetime.date.today().isoformat()
     os.makedirs(args.out, exist_ok=True)
-    stem = os.path.join(args.out, f"models-{machine['backend']}-{report['date']}")
+    stem = os.path.join(args.out, f"models-{machine['backend']}-{date}")
     if args.quick:
         stem += "-quick"
+    report: dict[str, Any] = {}
+    if args.only is not None and os.path.exists(stem + ".json"):
+        with open(stem + ".json", encoding="utf-8") as f:
+            report = json.load(f)  # keep the part not run now
+    report.update(schema="jinit-bench-models/1", date=date, flax=flax.__version__)
+    if args.only in (None, "models"):
+        report.update(machine=machine, rows=run(depths, args.repeats, log))
+    if args.only in (None, "reinit"):
+        depth = 2 if args.quick else args.reinit_depth
+        report["reinit"] = {"machine": machine, "rows": [run_reinit(depth, log)]}
     with open(stem + ".json", "w", encoding="utf-8") as f:
         json.dump(report, f, indent=1)
     with open(stem + ".md", "w", encoding="utf-8") as f:

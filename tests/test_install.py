@@ -73,6 +73,8 @@ def test_compare_and_tour_run_without_the_extras(tmp_path):
     assert proc.returncode == 0, proc.stderr
     lines = proc.stderr.splitlines()
     assert "matplotlib is not installed" in lines[0] and "tqdm is not installed" in lines[1]
+    assert "plain progress lines instead" in lines[1]
+    assert "training: step 5/5" in lines  # plain progress without tqdm
     out = tmp_path / "runs" / "compare"
     assert sorted(p.name for p in out.iterdir()) == ["report.md", "results.json"]
     assert len(json.loads((out / "results.json").read_text())["runs"]) == 2

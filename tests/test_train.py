@@ -1,7 +1,9 @@
 """jinit.train: datasets, model, the compiled program, results schema, determinism."""
 
+import importlib.util
 import json
 import math
+import types
 
 import jax.numpy as jnp
 import numpy as np
@@ -657,3 +659,45 @@ def test_cli_options_for_heads_data_and_sweeps(he_sigmoid, tmp_path, capsys):
     with pytest.raises(SystemExit):
         cli.main([*argv, "--inits", "lsuv+zeros"])
     assert "per-layer init list holds plain initializers" in capsys.readouterr().err
+
+
+def test_cli_sweep_report_names_the_rates_the_choice_the_target_and_the_head(tmp_path, capsys):
+    from jinit.train import cli
+    from jinit.train.schema import check_results
+
+    path = tmp_path / "course.npz"
+    np.savez(path, x=COURSE_X, y=COURSE_Y)
+    out = tmp_path / "o"
+    argv = ["--data", str(path), "--no-standardize", "--test-fraction", "0.25", "--loss"]
+    argv += ["sigmoid", "--hidden", "6,3", "--optimizer", "sgd", "--lr-sweep", "0.05,0.5"]
+    argv += ["--steps", "12", "--seeds", "2", "--inits", "zeros,he_normal", "--no-progress"]
+    assert cli.main([*argv, "--target-fraction", "0.95", "--out", str(out)]) == 0
+    captured = capsys.readouterr()
+    header = captured.err.splitlines()[-1]
+    assert "lr sweep 0.05,0.5 (select final_loss)" in header and "sigmoid loss" in header
+    assert "target 0.95 x initial loss" in header and "x 2 lr" in header
+    results = json.loads((out / "results.json").read_text())
+    assert check_results(results) == []
+    chosen = {run["init"]: run["learning_rate"] for run in results["runs"]}
+    assert set(chosen.values()) <= {0.05, 0.5}
+    assert (
+        "selected learning rates (final_loss): "
+        + ", ".join(f"{init} {lr:g}" for init, lr in chosen.items())
+        in captured.out
+    )
+    report = (out / "report.md").read_text()
+    assert "learning rates 0.05, 0.5 swept" in report and "lr=" not in report
+    assert "loss `sigmoid`" in report and "<= 0.95 x its initial loss" in report
+    assert "| init | lr 0.05 | lr 0.5 | selected |" in report
+    sweep_lines = report.split("## Learning-rate sweep")[1].splitlines()
+    for run in results["runs"]:
+        row = next(line for line in sweep_lines if line.startswith(f"| {run['init']} |"))
+        assert row.endswith(f"| {run['learning_rate']:g} |") and row.count("**") == 2
+        sweep = {e["learning_rate"]: e["final_train_loss"] for e in run["lr_sweep"]}
+        assert f"**{sweep[run['learning_rate']]:.3g}**" in row
+    if importlib.util.find_spec("matplotlib") is not None:
+        from jinit.train import plots
+
+        title = plots._title(types.SimpleNamespace(config=results["config"]))
+        assert "lr in {0.05, 0.5} (best per init)" in title and "sigmoid loss" in title
+        assert "target 0.95 x initial loss" in title

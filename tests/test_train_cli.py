@@ -291,6 +291,8 @@ def _fake_study(inits=("zeros", "he_normal"), seeds=2, steps=4, hidden=(3, 3)):
         "learning_rate": 0.1,
         "batch_size": None,
         "target_loss": 0.05,
+        "target_fraction": None,
+        "loss": "softmax",
         "backend": "cpu",
         "jax_version": "0",
     }
@@ -344,3 +346,17 @@ def test_report_and_plots_do_not_import_the_trainer():
             a.name for node in ast.walk(tree) if isinstance(node, ast.Import) for a in node.names
         }
         assert not {"jinit.train.study", "jinit.train.loop", "jinit.train.cli"} & imported, name
+
+
+def test_progress_without_tqdm_prints_a_line_about_every_tenth(monkeypatch, capsys):
+    from jinit.train.study import _progress_bar
+
+    monkeypatch.setitem(sys.modules, "tqdm", None)  # `from tqdm import tqdm` fails
+    with _progress_bar(200, True) as hook:
+        for done in range(2, 201, 2):  # the program reports every steps // 100 steps
+            hook(done)
+    lines = capsys.readouterr().err.splitlines()
+    assert lines == [f"training: step {done}/200" for done in range(20, 201, 20)]
+    with _progress_bar(200, False) as hook:
+        assert hook is None
+    assert capsys.readouterr().err == ""

@@ -270,7 +270,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--force", action="store_true", help="overwrite the results of an earlier run in --out"
     )
-    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="hide the progress bar (or the plain progress lines without tqdm)",
+    )
     _add_issue11_options(p)
     return p
 
@@ -451,7 +455,10 @@ def missing_optional(dataset: str, progress: bool) -> tuple[list[str], str | Non
             "are written); `pip install matplotlib` or `pip install 'jinit[train]'` adds them"
         )
     if progress and find_spec("tqdm") is None:
-        notes.append("tqdm is not installed: no progress bar (`pip install tqdm` adds one)")
+        notes.append(
+            "tqdm is not installed: no progress bar; plain progress lines instead "
+            "(`pip install tqdm` adds one)"
+        )
     error = None
     if dataset == "digits" and find_spec("sklearn") is None:
         error = (
@@ -658,17 +665,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     for line in notes:
         print(f"jinit compare: {line}", file=sys.stderr)
     n_runs = len(specs) * args.seeds
+    if args.lr_sweep:
+        n_rates = len(args.lr_sweep)
+        runs = f"{n_runs * n_rates} runs ({len(specs)} inits x {args.seeds} seeds x {n_rates} lr)"
+        lr = f"lr sweep {','.join(f'{r:g}' for r in args.lr_sweep)} (select {args.select})"
+    else:
+        runs = f"{n_runs} runs ({len(specs)} inits x {args.seeds} seeds)"
+        lr = f"lr={args.lr}"
+    head = "" if args.loss == "softmax" else f", {args.loss} loss"
+    if args.target_fraction is not None:
+        target = f"; target {args.target_fraction:g} x initial loss"
+    else:
+        target = ""
     print(
-        f"jinit compare: {data!r}\n  MLP hidden={list(hidden)} {args.activation}; "
-        f"{n_runs} runs ({len(specs)} inits x {args.seeds} seeds), {args.steps} steps "
-        f"of {args.optimizer} lr={args.lr}",
+        f"jinit compare: {data!r}\n  MLP hidden={list(hidden)} {args.activation}{head}; "
+        f"{runs}, {args.steps} steps of {args.optimizer} {lr}{target}",
         file=sys.stderr,
     )
-    from importlib.util import find_spec
-
     from jinit.train.study import compare
 
-    progress = not args.no_progress and find_spec("tqdm") is not None
+    progress = not args.no_progress
     try:
         study = compare(
             dict(zip(labels, specs, strict=True)),
@@ -687,5 +703,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as err:
         return _error(f"could not write the results to {out!r}: {err}")
     print(study.table())
+    if args.lr_sweep:
+        chosen = ", ".join(f"{run['init']} {run['learning_rate']:g}" for run in study.runs)
+        print(f"\nselected learning rates ({args.select}): {chosen}")
     print(f"\ntrained in {study.seconds:.1f} s; wrote {', '.join(str(p) for p in paths.values())}")
     return 0

@@ -51,9 +51,20 @@ def _colors(n: int) -> list[Any]:
 
 def _title(study: StudyLike) -> str:
     c = study.config
+    rates = c.get("learning_rates")
+    if rates:
+        lr = "lr in {" + ", ".join(f"{r:.3g}" for r in rates) + "} (best per init)"
+    else:
+        lr = f"lr={c['learning_rate']:.3g}"
+    extra = ""
+    if c.get("loss", "softmax") != "softmax":
+        extra += f", {c['loss']} loss"
+    if c.get("target_fraction") is not None:
+        extra += f", target {c['target_fraction']:.3g} x initial loss"
+    sep = ",\n" if extra or rates else ", "  # a second line when the title grows
     return (
-        f"{c['dataset']}, {len(c['hidden'])} hidden {c['activation']} layers, "
-        f"{c['optimizer']} lr={c['learning_rate']:.3g}, {len(c['seeds'])} seeds"
+        f"{c['dataset']}, {len(c['hidden'])} hidden {c['activation']} layers{extra}{sep}"
+        f"{c['optimizer']} {lr}, {len(c['seeds'])} seeds"
     )
 
 
@@ -82,6 +93,8 @@ def plot_loss_curves(study: StudyLike) -> Figure:
         )
         steps = np.arange(len(mean))
         name = short_label(label)
+        if run is not None and run.get("learning_rate") is not None and "lr_sweep" in run:
+            name += f" (lr {run['learning_rate']:.3g})"
         if not finite.all():
             name += f" ({int((~finite).sum())}/{len(finite)} diverged)"
         ax.plot(steps, mean, color=color, ls=style, label=name, lw=1.6)
@@ -90,10 +103,12 @@ def plot_loss_curves(study: StudyLike) -> Figure:
                 ax.fill_between(
                     steps, kept.min(axis=0), kept.max(axis=0), color=color, alpha=0.18, lw=0
                 )
-    ax.axhline(study.config["target_loss"], color="0.4", ls=":", lw=1, label="target loss")
+    if study.config.get("target_fraction") is None:  # else each seed has its own target
+        ax.axhline(study.config["target_loss"], color="0.4", ls=":", lw=1, label="target loss")
     ax.set_yscale("log")
     ax.set_xlabel("optimizer step")
-    ax.set_ylabel("training loss (cross-entropy, log scale)")
+    kind = "squared error" if study.config.get("loss") == "mse" else "cross-entropy"
+    ax.set_ylabel(f"training loss ({kind}, log scale)")
     ax.set_title(_title(study), fontsize=10)
     ax.legend(fontsize=8, ncols=2, title="line: mean over seeds; band: min-max", title_fontsize=8)
     ax.grid(alpha=0.3, which="both")

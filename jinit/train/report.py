@@ -85,10 +85,59 @@ def markdown_table(study: ResultsLike) -> str:
     return "\n".join(lines)
 
 
+_LOSS_HEADS = {
+    "softmax": "softmax cross-entropy",
+    "sigmoid": "one sigmoid output, binary cross-entropy",
+    "mse": "mean squared error",
+}
+
+
+def target_text(config: Mapping[str, Any]) -> str:
+    """The target of *steps to target*: ``0.05`` or ``0.5 x its initial loss``."""
+    fraction = config.get("target_fraction")
+    if fraction is not None:
+        return f"{fraction:g} x its initial loss"
+    return f"{config['target_loss']}"
+
+
+def rate_text(config: Mapping[str, Any]) -> str:
+    """``learning rate 0.05``, or the swept rates and how each init's rate was chosen."""
+    rates = config.get("learning_rates")
+    if not rates:
+        return f"learning rate {config['learning_rate']}"
+    select = config.get("select", "final_loss")
+    how = "lowest final training loss" if select == "final_loss" else "fewest steps to target"
+    return (
+        f"learning rates {', '.join(f'{r:g}' for r in rates)} swept "
+        f"(each init keeps the rate with the {how})"
+    )
+
+
+def sweep_table(study: ResultsLike) -> str:
+    """Markdown table of the sweep: final training loss per init and rate, chosen in bold."""
+    rates = study.config.get("learning_rates")
+    if not rates:
+        return ""
+    lines = [
+        "| init | " + " | ".join(f"lr {r:g}" for r in rates) + " | selected |",
+        "|" + " --- |" * (len(rates) + 2),
+    ]
+    for run in study.runs:
+        chosen = run.get("learning_rate")
+        cells = []
+        for entry in run.get("lr_sweep", []):
+            loss = entry["final_train_loss"]
+            cell = "diverged" if entry["diverged"] else ("n/a" if loss is None else f"{loss:.3g}")
+            cells.append(f"**{cell}**" if entry["learning_rate"] == chosen else cell)
+        chosen_text = "n/a" if chosen is None else f"{chosen:g}"
+        lines.append(f"| {run['init']} | " + " | ".join(cells) + f" | {chosen_text} |")
+    return "\n".join(lines)
+
+
 def findings(study: ResultsLike) -> list[str]:
     """Plain-language observations computed from the numbers."""
     notes = []
-    target = study.config["target_loss"]
+    target = target_text(study.config)
     reached = {
         run["init"]: [s for s in run["steps_to_target"] if s is not None] for run in _runs(study)
     }
@@ -141,19 +190,22 @@ def markdown_report(study: StudyLike, figures: Sequence[str] = FIGURES) -> str:
     else:
         hidden = "hidden widths " + ", ".join(str(w) for w in widths)
     batch = "full batch" if c["batch_size"] is None else f"batch {c['batch_size']}"
+    loss = c.get("loss", "softmax")
     lines = [
         "# Initializer comparison",
         "",
         f"- data: `{c['dataset']}` ({c['n_train']} train / {c['n_test']} test, "
         f"{c['n_features']} features, {c['n_classes']} classes)",
-        f"- model: MLP, {hidden}, `{c['activation']}`, bias init `{c['bias_init']}`",
-        f"- training: {c['steps']} steps of `{c['optimizer']}`, learning rate "
-        f"{c['learning_rate']}, {batch}; seeds {c['seeds']}",
-        f"- {len(study.runs) * len(c['seeds'])} networks trained by one compiled program in "
+        f"- model: MLP, {hidden}, `{c['activation']}`, bias init `{c['bias_init']}`, "
+        f"loss `{loss}` ({_LOSS_HEADS.get(loss, loss)})",
+        f"- training: {c['steps']} steps of `{c['optimizer']}`, {rate_text(c)}, {batch}; "
+        f"seeds {c['seeds']}",
+        f"- {len(study.runs) * len(c['seeds']) * len(c.get('learning_rates') or [0])} "
+        "networks trained by one compiled program in "
         f"{study.seconds:.1f} s on `{c['backend']}` (jax {c['jax_version']})",
         "",
         "Mean ± sample std over seeds (those that did not diverge). *steps to target*: first "
-        f"step with training loss <= {c['target_loss']}, averaged over the seeds that reached "
+        f"step with training loss <= {target_text(c)}, averaged over the seeds that reached "
         "it (count in parentheses). "
         "*act std*: std of the first and last hidden layer's outputs at initialization; "
         "*grad norm*: Frobenius norm of d(loss)/d(kernel) of the first and last layer at "
@@ -161,6 +213,18 @@ def markdown_report(study: StudyLike, figures: Sequence[str] = FIGURES) -> str:
         "",
         markdown_table(study),
         "",
+    ]
+    if c.get("learning_rates"):
+        lines += [
+            "## Learning-rate sweep",
+            "",
+            "Final training loss (mean over seeds) of each init at each rate; the selected "
+            "rate's cell is in bold. The table above shows each init at its selected rate.",
+            "",
+            sweep_table(study),
+            "",
+        ]
+    lines += [
         "## Findings",
         "",
         *[f"- {note}" for note in findings(study)],

@@ -40,6 +40,7 @@ __all__ = [
     "Stat",
     "StudyConfig",
     "StudyLike",
+    "SweepEntry",
     "check_results",
 ]
 
@@ -53,8 +54,20 @@ class Stat(TypedDict):
     per_seed: list[float | None]
 
 
-class StudyConfig(TypedDict):
-    """``results.json["config"]``: what was trained, on what, and where."""
+class _SweepConfig(TypedDict, total=False):
+    """The config keys of a learning-rate sweep (present only when one was run)."""
+
+    learning_rates: list[float]
+    """The swept rates (``learning_rate`` is then unused)."""
+    select: str
+    """How each init's rate was chosen: ``'final_loss'`` or ``'steps_to_target'``."""
+
+
+class StudyConfig(_SweepConfig):
+    """``results.json["config"]``: what was trained, on what, and where.
+
+    ``learning_rates`` and ``select`` are present only for a learning-rate sweep.
+    """
 
     dataset: str
     n_train: int
@@ -71,12 +84,39 @@ class StudyConfig(TypedDict):
     learning_rate: float
     batch_size: int | None
     target_loss: float
+    target_fraction: float | None
+    """If set, each seed's target is this fraction of its own initial loss (not
+    ``target_loss``)."""
+    loss: str
+    """The output head: ``'softmax'``, ``'sigmoid'`` or ``'mse'``."""
     backend: str
     jax_version: str
 
 
-class RunRecord(TypedDict):
-    """One entry of ``results.json["runs"]``: one initializer over all seeds."""
+class SweepEntry(TypedDict):
+    """One rate of a run's ``lr_sweep``."""
+
+    learning_rate: float
+    final_train_loss: float | None
+    """Mean over the seeds that did not diverge."""
+    steps_to_target: list[int | None]
+    diverged: bool
+
+
+class _SweepRun(TypedDict, total=False):
+    """The run keys of a learning-rate sweep (present only when one was run)."""
+
+    learning_rate: float
+    """The rate selected for this init; its numbers are the run's."""
+    lr_sweep: list[SweepEntry]
+    """Every swept rate, in the order of ``config["learning_rates"]``."""
+
+
+class RunRecord(_SweepRun):
+    """One entry of ``results.json["runs"]``: one initializer over all seeds.
+
+    ``learning_rate`` and ``lr_sweep`` are present only for a learning-rate sweep.
+    """
 
     init: str
     """The initializer's label (its name, or ``name(key=value, ...)`` for a dict spec)."""
@@ -159,9 +199,11 @@ def _type_ok(value: Any, hint: Any) -> bool:
 
 def _check_typed(obj: Mapping[str, Any], cls: type, where: str) -> list[str]:
     problems = []
+    required = cls.__required_keys__  # type: ignore[attr-defined]
     for key, hint in get_type_hints(cls).items():
         if key not in obj:
-            problems.append(f"{where}missing key {key!r}")
+            if key in required:
+                problems.append(f"{where}missing key {key!r}")
         elif not _type_ok(obj[key], hint):
             problems.append(f"{where}{key!r} should be {hint}; got {obj[key]!r:.80}")
     return problems

@@ -312,7 +312,7 @@ def compare(
             with momentum 0.9, learning rate 0.01).
         seeds: number of seeds (``0..seeds-1``) or an explicit list of distinct ints
             (NumPy integers are accepted).
-        progress: show a tqdm progress bar on stderr.
+        progress: show progress on stderr (a tqdm bar, or plain lines without tqdm).
         learning_rates: a learning-rate sweep: every (init, seed) is trained with every
             rate (in the same compiled program) and each initializer reports the rate
             chosen by ``select`` (its ``learning_rate``) and an ``lr_sweep`` table;
@@ -483,24 +483,39 @@ def _check_rates(rates: Any) -> list[float] | None:
 
 
 class _progress_bar:
-    """A tqdm bar on stderr (or nothing) whose ``hook(steps_done)`` moves it forward."""
+    """Progress on stderr whose ``hook(steps_done)`` moves it forward.
+
+    A tqdm bar when tqdm is installed; otherwise a plain ``training: step done/total`` line
+    about every 10% of the steps; nothing when disabled.
+    """
 
     def __init__(self, total: int, enabled: bool) -> None:
         self._bar = None
+        self._enabled = enabled
+        self._total = total
+        self._shown = 0  # steps done at the last plain line
         if enabled:
-            from tqdm import tqdm
-
+            try:
+                from tqdm import tqdm
+            except ImportError:
+                return
             self._bar = tqdm(total=total, desc="training", unit="step", file=sys.stderr)
 
     def _hook(self, done: int) -> None:
-        if self._bar is not None and done > self._bar.n:
-            self._bar.update(done - self._bar.n)
+        if self._bar is not None:
+            if done > self._bar.n:
+                self._bar.update(done - self._bar.n)
+        elif done >= min(self._total, self._shown + max(1, self._total // 10)) > self._shown:
+            self._shown = done
+            print(f"training: step {done}/{self._total}", file=sys.stderr, flush=True)
 
     def __enter__(self) -> Any:
-        return self._hook if self._bar is not None else None
+        return self._hook if self._enabled else None
 
     def __exit__(self, *exc: object) -> None:
         if self._bar is not None:
             if exc[0] is None:
                 self._bar.update(self._bar.total - self._bar.n)
             self._bar.close()
+        elif self._enabled and exc[0] is None and self._shown < self._total:
+            print(f"training: step {self._total}/{self._total}", file=sys.stderr, flush=True)
