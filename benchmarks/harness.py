@@ -668,7 +668,7 @@ def _markdown(report: dict) -> str:
         "",
         "## Orthogonal grid (eager, vs jax.nn.initializers.orthogonal)",
         "",
-        "`orthogonal` is the default (`method='auto'`: jax's QR and values for one matrix).",
+        "`orthogonal` is the default (`method='auto'`: jax's QR and values).",
         "",
         "| shape | jax | " + " | ".join(ORTHOGONAL_METHODS) + " |",
         "|---|---|" + "---|" * len(ORTHOGONAL_METHODS),

@@ -86,12 +86,14 @@ CHOLESKY_MIN_ASPECT = 4
 def resolve(method: str, batch_shape: Sequence[int], dtype: Any) -> str:
     """The algorithm that ``method`` stands for: ``"auto"`` picks the fastest safe one.
 
-    ``"auto"`` is ``"qr"`` for a single matrix, so that ``jinit.orthogonal()`` keeps
-    ``jax.nn.initializers.orthogonal``'s values, and for complex dtypes; for a batch of
-    matrices (no jax counterpart) it is ``"householder"``, which uses matrix products only
-    and was the fastest at every measured size, in the default environment (where LAPACK
-    calls contend for the BLAS thread pool) and with one BLAS thread
-    (``benchmarks/results/``).
+    ``"auto"`` is ``"qr"``: for a single matrix it keeps
+    ``jax.nn.initializers.orthogonal``'s values, and for stacks it is the only method whose
+    values do not depend on the mesh under ``jax.jit(..., out_shardings=...)`` (LAPACK's QR
+    is not partitioned; the matrix products of ``"householder"`` and ``"cholesky_qr2"`` are,
+    and a split reduction rounds differently: 1 ulp on 8 devices). ``"householder"`` is
+    faster for stacks on one device (``benchmarks/results/``): opt in where the values need
+    not match a sharded run bit for bit, or pass ``out_sharding`` to the initializer, which
+    keeps its factorization replicated.
 
     Args:
         method: one of :data:`METHODS`.
@@ -106,16 +108,14 @@ def resolve(method: str, batch_shape: Sequence[int], dtype: Any) -> str:
 
     Examples:
         >>> resolve("auto", (), "float32"), resolve("auto", (16,), "float32")
-        ('qr', 'householder')
+        ('qr', 'qr')
     """
     if method not in METHODS:
         allowed = ", ".join(repr(m) for m in METHODS)
         raise ValueError(f"`method` must be one of {allowed}; got {method!r}.")
     if method != "auto":
         return method
-    if not tuple(batch_shape) or jnp.issubdtype(jnp.dtype(dtype), np.complexfloating):
-        return "qr"
-    return "householder"
+    return "qr"
 
 
 # ---------------------------------------------------------------------- validation

@@ -408,3 +408,16 @@ def test_layers_inside_transforms_are_skipped_with_the_reason():
     report = jinit.lsuv(Remat(nnx.Rngs(0)), x)
     assert [r.path for r in report] == ["b"] and report.converged
     assert [s.path for s in report.skipped] == ["a"] and "transform" in report.skipped[0].reason
+
+
+def test_lsuv_tiny_improvement_within_float32_is_precision_not_a_dead_layer():
+    """A variance a few ulps from 1 that still creeps closer, by less than the stagnation
+    threshold, is float32's limit (it was once reported as a dead ReLU upstream)."""
+    from jinit.tools import _lsuv
+
+    prev, v = np.float32(1 - 2**-23), np.float32(1 - 2**-24)  # closer by half an ulp
+    code = _lsuv._decide(v, prev, 1, 16 * 2**-23, 1e-12, 30)
+    assert int(code) == _lsuv._PRECISION
+    # and a layer whose variance does not move far from 1 is still stagnant (bias-driven)
+    code = _lsuv._decide(np.float32(0.5), np.float32(0.5), 1, 16 * 2**-23, 0.1, 30)
+    assert int(code) == _lsuv._STAGNANT

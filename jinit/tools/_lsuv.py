@@ -150,15 +150,15 @@ def _precision_limit(dtype: Any) -> float:
 def _decide(v, prev, iters, limit, tol, max_iters):
     err = jnp.abs(v - 1.0)
     tried = iters >= 1
+    stagnant = tried & (jnp.abs(v - prev) <= 1e-6 * prev)
+    no_closer = (err >= jnp.abs(prev - 1.0)) | (iters >= max_iters) | stagnant
     codes = [
         (~jnp.isfinite(v), _NONFINITE),
         (err < tol, _OK),
         (v == 0.0, _ZERO),
-        (
-            tried & (err <= limit) & ((err >= jnp.abs(prev - 1.0)) | (iters >= max_iters)),
-            _PRECISION,
-        ),
-        (tried & (jnp.abs(v - prev) <= 1e-6 * prev), _STAGNANT),
+        # within a few ulps of 1 and no longer improving: float32's limit, not a dead layer
+        (tried & (err <= limit) & no_closer, _PRECISION),
+        (stagnant, _STAGNANT),
         (iters >= max_iters, _MAXITER),
     ]
     code = jnp.int32(_RESCALE)
