@@ -13,6 +13,7 @@ import json
 import pathlib
 import re
 import sys
+import textwrap
 import traceback
 
 NO_TEST = "<!-- no-test -->"
@@ -45,7 +46,8 @@ def blocks(text: str) -> list[dict]:
 
 def run_all(readme: str, out_path: str) -> None:
     """Runs every block (the subprocess side); writes one result per block to ``out_path``."""
-    namespace: dict = {"__name__": "__readme__"}
+    # "__main__" (this script) so that classes defined in a block have an importable module
+    namespace: dict = {"__name__": "__main__"}
     results = []
     for block in blocks(pathlib.Path(readme).read_text()):
         if block["skip"]:
@@ -65,7 +67,8 @@ def run_all(readme: str, out_path: str) -> None:
                     if runner.failures:
                         raise AssertionError(stdout.getvalue()[-2000:])
                 else:
-                    exec(compile(block["code"], f"README.md:{block['line']}", "exec"), namespace)
+                    code = textwrap.dedent(block["code"])  # blocks inside list items are indented
+                    exec(compile(code, f"README.md:{block['line']}", "exec"), namespace)
             results.append({"line": block["line"], "status": "ok", "error": ""})
         except BaseException:
             error = traceback.format_exc(limit=-3)[-2000:]

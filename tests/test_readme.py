@@ -23,9 +23,7 @@ RUNNER = pathlib.Path(__file__).resolve().with_name("readme_runner.py")
 
 # Blocks in sections other helpers are rewriting for issue 9 (checked, but not yet required
 # to pass): remove an entry once its section's blocks run as written.
-KNOWN_BROKEN = {
-    "Pretrained and transfer init": "needs model.safetensors / net.safetensors and Net",
-}
+KNOWN_BROKEN: dict[str, str] = {}  # heading -> why its blocks cannot run yet (none today)
 
 
 @pytest.fixture(scope="module")
