@@ -64,6 +64,17 @@ from jinit.tools import transfer as transfer
 
 __version__ = "0.1.0"
 
+
+def __getattr__(name: str):
+    """``jinit.train`` and ``jinit.repro`` load on first use (they pull in optax and the
+    trainer, which the catalog does not need)."""
+    if name in ("train", "repro"):
+        import importlib
+
+        return importlib.import_module(f"jinit.{name}")
+    raise AttributeError(f"module 'jinit' has no attribute {name!r}")
+
+
 # `torch` and `keras` are submodules (jinit.torch, jinit.keras); they stay out of __all__ so
 # that `from jinit import *` does not shadow the real torch and keras packages.
 __all__ = [

@@ -126,3 +126,17 @@ class _Loaded(repro.Reproduction):
             data["seconds"],
             figures={"steps_vs_depth.png": None},
         )
+
+
+def test_repro_and_train_load_on_attribute_access():
+    """`import jinit; jinit.repro.run(...)` works in a fresh process, without importing the
+    trainer at `import jinit`."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, jinit; assert 'jinit.train' not in sys.modules; "
+        "print(jinit.repro.run.__name__, jinit.train.compare.__name__)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["run", "compare"]
