@@ -19,6 +19,8 @@ SLOW_FILES = frozenset(
         "test_bench.py",  # benchmark smoke
         "test_data_notebook.py",  # notebooks
         "test_install.py",
+        "test_orthogonal_methods.py",  # sampler internals: blocked Householder, Cholesky-QR2
+        "test_threefry.py",  # bit-exact Threefry against jax.random, version gating
         "test_notebook_quickstart.py",
         "test_notebooks_train.py",
         "test_readme.py",  # README blocks in a subprocess with 8 CPU devices

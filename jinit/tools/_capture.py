@@ -321,6 +321,16 @@ def nnx_param_modules(model: Any) -> dict[str, Any]:
     return out
 
 
+def nnx_skipped(modules: dict[str, Any], measured: Any, types: tuple[type, ...]) -> list:
+    """A :class:`Skipped` entry for each module of ``modules`` (``nnx_param_modules``) whose
+    path is not in ``measured``, with the reason."""
+    return [
+        Skipped(p, type(m).__name__, skip_reason(type(m).__name__, recordable=isinstance(m, types)))
+        for p, m in modules.items()
+        if p not in measured
+    ]
+
+
 def nnx_layers(model: Any, types: tuple[type, ...] | None = None) -> dict[str, Any]:
     """Recordable layers of an nnx model by path (graph order, not call order)."""
     from flax import nnx

@@ -373,15 +373,7 @@ def _diagnose_nnx(model: Any, args: tuple, kwargs: dict, loss_fn: Callable, type
     loss, values = jax.jit(program)(params, perturb, rest, arrays)
     measured = {r.path for r in probe_records}
     modules = _capture.nnx_param_modules(model)
-    skipped = [
-        _capture.Skipped(
-            p,
-            type(m).__name__,
-            _capture.skip_reason(type(m).__name__, recordable=isinstance(m, types)),
-        )
-        for p, m in modules.items()
-        if p not in measured
-    ]
+    skipped = _capture.nnx_skipped(modules, measured, types)
 
     def candidates():
         return {

@@ -465,15 +465,7 @@ def lsuv(
     kinds = {r.path: r.kind for r in probe}
     kernels = {p: getattr(layers[p], names[p]).get_value() for p in order}
     modules = _capture.nnx_param_modules(model)
-    skipped = [
-        _capture.Skipped(
-            p,
-            type(m).__name__,
-            _capture.skip_reason(type(m).__name__, recordable=isinstance(m, types)),
-        )
-        for p, m in modules.items()
-        if p not in order
-    ]
+    skipped = _capture.nnx_skipped(modules, order, types)
     if orthogonal_preinit and key is None:
         key = _own_stream_key(model)
     new, result = _run(
