@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import importlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,3 +61,17 @@ def missing_error(path: str, name: str, names: list[str]) -> KeyError:
     shown = ", ".join(repr(n) for n in names[:50])
     more = f" (and {len(names) - 50} more)" if len(names) > 50 else ""
     return KeyError(f"{path!r} has no array named {name!r}; available names: {shown}{more}.")
+
+
+def optional_import(module: str, files: str, package: str) -> Any:
+    """``module``, imported on first use; without it an ImportError naming the extra.
+
+    ``files`` says what needs it (``".safetensors checkpoints"``), ``package`` is its pip name.
+    """
+    try:
+        return importlib.import_module(module)
+    except ImportError as e:  # pragma: no cover - the package is a dependency of the extra
+        raise ImportError(
+            f"Reading {files} needs the `{package}` package: "
+            f"pip install 'jinit[checkpoints]' (or pip install {package})."
+        ) from e

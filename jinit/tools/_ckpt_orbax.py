@@ -21,20 +21,13 @@ from typing import Any
 import jax
 import numpy as np
 
-from jinit.tools._ckpt_common import ArrayInfo, Reader, missing_error
+from jinit.tools._ckpt_common import ArrayInfo, Reader, missing_error, optional_import
 
 _ITEM_FILES = ("_METADATA", "manifest.ocdbt")
 
 
 def _library() -> Any:
-    try:
-        import orbax.checkpoint as ocp
-    except ImportError as e:  # pragma: no cover - the package is a dependency of the extra
-        raise ImportError(
-            "Reading orbax checkpoints needs the `orbax-checkpoint` package: "
-            "pip install 'jinit[checkpoints]' (or pip install orbax-checkpoint)."
-        ) from e
-    return ocp
+    return optional_import("orbax.checkpoint", "orbax checkpoints", "orbax-checkpoint")
 
 
 def is_item(folder: str) -> bool:

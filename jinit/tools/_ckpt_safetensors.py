@@ -23,7 +23,7 @@ from typing import Any
 import ml_dtypes
 import numpy as np
 
-from jinit.tools._ckpt_common import ArrayInfo, Reader, missing_error
+from jinit.tools._ckpt_common import ArrayInfo, Reader, missing_error, optional_import
 
 DTYPES: dict[str, np.dtype] = {
     "BOOL": np.dtype(np.bool_),
@@ -49,14 +49,7 @@ _RAW_DTYPES = ("F8_E4M3", "F8_E5M2")
 
 
 def _library() -> Any:
-    try:
-        import safetensors
-    except ImportError as e:  # pragma: no cover - the package is a dependency of the extra
-        raise ImportError(
-            "Reading .safetensors checkpoints needs the `safetensors` package: "
-            "pip install 'jinit[checkpoints]' (or pip install safetensors)."
-        ) from e
-    return safetensors
+    return optional_import("safetensors", ".safetensors checkpoints", "safetensors")
 
 
 def bad(path: str, what: str) -> ValueError:
