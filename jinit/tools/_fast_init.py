@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
@@ -169,18 +169,26 @@ class _FastInit:
             leaves = [fixed[i] if i in fixed else next(it) for i in range(n)]
             return jax.tree.unflatten(treedef, leaves)
 
-        def flat_fn(*dyn: Any) -> list[Any]:
+        def call(*dyn: Any) -> Any:
             args, kwargs = rebuild(dyn)
-            out = self._fn(*args, **kwargs)
-            leaves, out_tree = jax.tree.flatten(out)
-            cell.append(out_tree)
-            keys.append(_annotations(out))
-            return leaves
+            return self._fn(*args, **kwargs)
 
+        return self._grouped(call, dynamic)
+
+    def _grouped(self, fn: Callable[..., Any], leaves: Sequence[Any]) -> Any:
+        """``fn(*leaves)`` (a pytree) traced to a jaxpr and evaluated with grouped draws."""
         cell: list[Any] = []
         keys: list[Any] = []
-        closed = jax.make_jaxpr(flat_fn)(*dynamic)
-        outs = _rw.evaluate(closed, dynamic, self._options, keys[-1])
+
+        def flat_fn(*dyn: Any) -> list[Any]:
+            out = fn(*dyn)
+            out_leaves, out_tree = jax.tree.flatten(out)
+            cell.append(out_tree)
+            keys.append(_annotations(out))
+            return out_leaves
+
+        closed = jax.make_jaxpr(flat_fn)(*leaves)
+        outs = _rw.evaluate(closed, leaves, self._options, keys[-1])
         return jax.tree.unflatten(cell[-1], outs)
 
     # -------------------------------------------------------------------- nnx path
@@ -205,7 +213,7 @@ class _FastInit:
 
         leaves, state_tree = jax.tree.flatten(state)
 
-        def flat_fn(*dyn: Any) -> list[Any]:
+        def build(*dyn: Any) -> Any:
             args, kwargs = nnx.merge(graphdef, jax.tree.unflatten(state_tree, dyn))
             model = self._fn(*args, **kwargs)
             if not isinstance(model, nnx.Module):
@@ -215,14 +223,6 @@ class _FastInit:
                 )
             out_graphdef, model_state = nnx.split(model)
             self._nnx_out[graphdef] = out_graphdef
-            out = (nnx.state((args, kwargs)), model_state)
-            out_leaves, out_tree = jax.tree.flatten(out)
-            cell.append(out_tree)
-            keys.append(_annotations(out))
-            return out_leaves
+            return (nnx.state((args, kwargs)), model_state)
 
-        cell: list[Any] = []
-        keys: list[Any] = []
-        closed = jax.make_jaxpr(flat_fn)(*leaves)
-        outs = _rw.evaluate(closed, leaves, self._options, keys[-1])
-        return jax.tree.unflatten(cell[-1], outs)
+        return self._grouped(build, leaves)
