@@ -8,6 +8,8 @@ several times faster on CPU); otherwise the call goes to ``jax.random`` itself.
 
 from __future__ import annotations
 
+from typing import Any
+
 import jax
 import numpy as np
 from jax.sharding import NamedSharding
@@ -29,6 +31,7 @@ def _sharded_draw(draw, key, out_sharding: OutSharding) -> jax.Array:
     """
     if not uses_explicit_axes(out_sharding):
         return constrain(draw(key), out_sharding)
+    spec: Any
     if isinstance(out_sharding, NamedSharding):
         mesh, spec = out_sharding.mesh, out_sharding.spec
     else:

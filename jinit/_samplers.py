@@ -326,5 +326,6 @@ def dirac(scale, *, shape, dtype, groups: int, out_sharding) -> jax.Array:
     rows = np.tile(channels, groups)
     cols = (np.arange(groups)[:, None] * per_group + channels[None, :]).reshape(-1)
     centre = tuple(k // 2 for k in shape[:-2])
-    w = jnp.zeros(shape, dtype).at[(*centre, rows, cols)].set(jnp.asarray(scale, dtype))
+    index = (*centre, rows, cols)
+    w = jnp.zeros(shape, dtype).at[index].set(jnp.asarray(scale, dtype))
     return constrain(w, out_sharding)

@@ -55,6 +55,8 @@ _BIT_WIDTHS = (8, 16, 32, 64)
 _UINT_DTYPES = {8: np.uint8, 16: np.uint16, 32: np.uint32, 64: np.uint64}
 # Counter schemes reproduced, by value of `jax_threefry_partitionable`.
 _SCHEMES = (True, False)
+# jax.config exposes its flags as dynamic attributes, which type checkers cannot see.
+_CONFIG: Any = jax.config
 # Beyond 2**32 elements the partitionable counters need a high word; leave that to jax.
 _MAX_SIZE = 2**32 - 1
 
@@ -231,10 +233,10 @@ def _truncated_normal_jit(kd, lower, upper, *, shape, dtype, partitionable):
 
 def _config_state() -> tuple[Any, ...]:
     return (
-        jax.config.jax_threefry_partitionable,
-        jax.config.jax_enable_x64,
-        jax.config.jax_default_prng_impl,
-        jax.config.jax_legacy_prng_key,
+        _CONFIG.jax_threefry_partitionable,
+        _CONFIG.jax_enable_x64,
+        _CONFIG.jax_default_prng_impl,
+        _CONFIG.jax_legacy_prng_key,
     )
 
 
@@ -249,9 +251,9 @@ def _probe() -> bool:
     Returns:
         ``True`` when every draw is bit-identical to ``jax.random``'s.
     """
-    part = bool(jax.config.jax_threefry_partitionable)
+    part = bool(_CONFIG.jax_threefry_partitionable)
     f32, f16, bf16 = np.dtype(np.float32), np.dtype(np.float16), np.dtype(jnp.bfloat16)
-    x64 = bool(jax.config.jax_enable_x64)
+    x64 = bool(_CONFIG.jax_enable_x64)
 
     def ours(kd):
         out = [
@@ -358,11 +360,11 @@ def is_supported(key: Any) -> bool:
     else:
         if np.shape(key) != (2,) or getattr(key, "dtype", None) != np.uint32:
             return False
-        if jax.config.jax_default_prng_impl != "threefry2x32":
+        if _CONFIG.jax_default_prng_impl != "threefry2x32":
             return False
-        if jax.config.jax_legacy_prng_key != "allow":
+        if _CONFIG.jax_legacy_prng_key != "allow":
             return False
-    if jax.config.jax_threefry_partitionable not in _SCHEMES or not _cpu_backend():
+    if _CONFIG.jax_threefry_partitionable not in _SCHEMES or not _cpu_backend():
         return False
     return _probe_passes()
 
@@ -431,13 +433,13 @@ def random_bits(key: jax.Array, shape: Sequence[int], bit_width: int = 32) -> ja
         raise ValueError(f"`bit_width` must be one of 8, 16, 32, 64; got {bit_width!r}.")
     shape = _canonical_shape(shape)
     dtype = _UINT_DTYPES[bit_width]
-    if (bit_width == 64 and not jax.config.jax_enable_x64) or not _fast(key, shape):
+    if (bit_width == 64 and not _CONFIG.jax_enable_x64) or not _fast(key, shape):
         return jax.random.bits(key, shape, dtype)
     return _random_bits_jit(
         _key_data(key),
         shape=shape,
         bit_width=bit_width,
-        partitionable=bool(jax.config.jax_threefry_partitionable),
+        partitionable=bool(_CONFIG.jax_threefry_partitionable),
     )
 
 
@@ -476,7 +478,7 @@ def uniform(
         maxval,
         shape=shape,
         dtype=dt,
-        partitionable=bool(jax.config.jax_threefry_partitionable),
+        partitionable=bool(_CONFIG.jax_threefry_partitionable),
     )
 
 
@@ -508,7 +510,7 @@ def normal(key: jax.Array, shape: Sequence[int] = (), dtype: Any = None) -> jax.
         _key_data(key),
         shape=shape,
         dtype=dt,
-        partitionable=bool(jax.config.jax_threefry_partitionable),
+        partitionable=bool(_CONFIG.jax_threefry_partitionable),
     )
 
 
@@ -552,7 +554,7 @@ def truncated_normal(
         upper,
         shape=shape,
         dtype=dt,
-        partitionable=bool(jax.config.jax_threefry_partitionable),
+        partitionable=bool(_CONFIG.jax_threefry_partitionable),
     )
 
 

@@ -146,6 +146,14 @@ def test_configs_accept_numpy_numbers_and_store_python_ones():
         (lambda: train.load_dataset("circles", n_samples=100.0), r"`n_samples` .*got 100.0"),
         (lambda: train.load_dataset("circles", seed="0"), r"`seed` must be an int; got '0'"),
         (lambda: train.load_dataset(3), r"`dataset` must be a string.*got 3"),
+        (
+            lambda: train.MLP(4, (3,), 2, kernel_init=None, rngs=nnx.Rngs(0)),
+            r"`kernel_init` must be an initializer spec; got None",
+        ),
+        (
+            lambda: train.MLP(4, (3,), 2, bias_init=None, rngs=nnx.Rngs(0)),
+            r"`bias_init` must be an initializer spec; got None",
+        ),
     ],
 )
 def test_wrong_kinds_raise_type_error_naming_the_argument(build, match):

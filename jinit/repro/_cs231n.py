@@ -36,7 +36,7 @@ def cs231n(quick: bool = False, progress: bool = False) -> Reproduction:
     start = time.perf_counter()
     width, n, seeds = (500, 64, 1) if quick else (500, 1000, 3)
     data = _random_labels(n, width, 10, seed=0)
-    model = {"hidden": (width,) * 10, "use_bias": False}
+    model: dict[str, Any] = {"hidden": (width,) * 10, "use_bias": False}
     studies = {}
     for activation, inits in (("tanh", CS231N_TANH), ("relu", CS231N_RELU)):
         studies[activation] = compare(

@@ -107,8 +107,8 @@ def std_vs_layer(stds: Mapping[str, Sequence[float]], *, title: str, ylabel: str
     ax = fig.add_subplot()
     n_layers = max((len(s) for s in stds.values()), default=0)
     for color, (label, s) in zip(_colors(len(stds)), stds.items(), strict=True):
-        s = np.asarray([np.nan if v is None else v for v in s], dtype=np.float64)
-        ax.plot(np.arange(1, len(s) + 1), s, "o-", color=color, label=label)
+        y = np.asarray([np.nan if v is None else v for v in s], dtype=np.float64)
+        ax.plot(np.arange(1, len(y) + 1), y, "o-", color=color, label=label)
     ax.set_xticks(range(1, n_layers + 1, max(1, n_layers // 10)))
     ax.set_yscale("log")
     ax.set_xlabel("hidden layer")

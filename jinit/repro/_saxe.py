@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -40,6 +41,7 @@ def _teacher(n_features: int, n_examples: int, seed: int) -> Dataset:
 def saxe(quick: bool = False, progress: bool = False) -> Reproduction:
     """Deep linear nets: steps to 1% of the initial loss vs depth, best learning rate each."""
     start = time.perf_counter()
+    depths: tuple[int, ...]
     if quick:
         depths, width, steps, seeds, rates = (2, 8), 16, 100, 1, np.geomspace(0.3, 10, 5)
     else:
@@ -90,7 +92,13 @@ def saxe(quick: bool = False, progress: bool = False) -> Reproduction:
     s_orth, s_gauss = shared["orthogonal"], shared["Gaussian 1/sqrt(n)"]
     published = {k: [v[SAXE_DEPTHS.index(d)] for d in depths] for k, v in SAXE_PUBLISHED.items()}
 
-    def show(values: list[float | None]) -> str:
+    def never_inf(values: Sequence[float | None]) -> list[float]:
+        """Steps to the target, a run that never reached it counting as infinitely many."""
+        return [math.inf if v is None else float(v) for v in values]
+
+    so, sg, o, g = (never_inf(v) for v in (s_orth, s_gauss, orth, gauss))
+
+    def show(values: Sequence[float | None]) -> str:
         return "/".join("never" if v is None else f"{v:.0f}" for v in values)
 
     depth_text = "/".join(map(str, depths))
@@ -99,14 +107,14 @@ def saxe(quick: bool = False, progress: bool = False) -> Reproduction:
             "orthogonal: learning time independent of depth (one learning rate for all depths)",
             f"steps at depth {depth_text}: {show(published['orthogonal'])} ({SAXE_REF})",
             f"{show(s_orth)} at lr {shared_rate['orthogonal']:.3g}",
-            None not in s_orth and s_orth[-1] <= 1.5 * s_orth[0],
+            all(map(math.isfinite, so)) and so[-1] <= 1.5 * so[0],
             "every depth reaches 1% and the deepest takes <= 1.5x the steps of depth 2",
         ),
         finding(
             "scaled Gaussian: learning time grows with depth (one learning rate)",
             f"steps at depth {depth_text}: {show(published['Gaussian 1/sqrt(n)'])} ({SAXE_REF})",
             f"{show(s_gauss)} at lr {shared_rate['Gaussian 1/sqrt(n)']:.3g}",
-            s_gauss[0] is not None and (s_gauss[-1] is None or s_gauss[-1] >= 4 * s_gauss[0]),
+            math.isfinite(sg[0]) and sg[-1] >= 4 * sg[0],
             "the deepest takes >= 4x the steps of depth 2 (or never reaches 1%)",
         ),
         finding(
@@ -114,9 +122,9 @@ def saxe(quick: bool = False, progress: bool = False) -> Reproduction:
             f"orthogonal {show(published['orthogonal'])}, Gaussian "
             f"{show(published['Gaussian 1/sqrt(n)'])} ({SAXE_REF})",
             f"orthogonal {show(orth)}, Gaussian {show(gauss)}",
-            None not in orth
-            and (gauss[-1] is None or gauss[-1] >= 3 * orth[-1])
-            and (gauss[-1] is None or gauss[-1] / orth[-1] > (gauss[0] or 0) / orth[0]),
+            all(map(math.isfinite, o))
+            and g[-1] >= 3 * o[-1]
+            and g[-1] / o[-1] > (gauss[0] or 0.0) / o[0],
             "orthogonal reaches 1% at every depth; at the deepest Gaussian takes >= 3x its "
             "steps (or never), a larger ratio than at depth 2",
         ),

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Any
+from typing import Any, Literal, overload
 
 from jinit._core import check_choice
 
@@ -21,6 +21,14 @@ def _kind(value: Any) -> str:
 def is_int(value: Any) -> bool:
     """Whether ``value`` is a Python or NumPy integer (``bool`` excluded)."""
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+@overload
+def check_int(name: str, value: Any, minimum: int, *, or_none: Literal[False] = False) -> int: ...
+
+
+@overload
+def check_int(name: str, value: Any, minimum: int, *, or_none: Literal[True]) -> int | None: ...
 
 
 def check_int(name: str, value: Any, minimum: int, *, or_none: bool = False) -> int | None:

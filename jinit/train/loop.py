@@ -282,6 +282,7 @@ def train_runs(
 
     out = jax.vmap(at_init)(params)
     opt_state = jax.vmap(tx.init)(params)
+    losses: jax.Array
     (params, _), losses = jax.lax.scan(body, (params, opt_state), jnp.arange(steps))
     final = jax.vmap(evaluate)(params)
     out["loss_curve"] = jnp.concatenate([losses.T, final.pop("final_loss")[:, None]], axis=1)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeGuard
 
 import jax
 import jax.numpy as jnp
@@ -33,8 +33,17 @@ LOSSES: tuple[str, ...] = ("softmax", "sigmoid", "mse")
 outputs, mean squared error against regression targets or one-hot labels)."""
 
 
-def _is_layer_list(spec: Any) -> bool:
+def _is_layer_list(spec: Any) -> TypeGuard[Sequence[Any]]:
     return isinstance(spec, Sequence) and not isinstance(spec, str)
+
+
+def _initializer(name: str, spec: Any) -> Callable[..., jax.Array]:
+    import jinit  # late import: jinit's package may import this module's siblings lazily
+
+    init = jinit.get(spec)
+    if init is None:
+        raise TypeError(f"`{name}` must be an initializer spec; got None.")
+    return init
 
 
 def _check_use_bias(use_bias: Any) -> bool:
@@ -149,8 +158,6 @@ class MLP(nnx.Module):
         use_bias: bool = True,
         rngs: nnx.Rngs,
     ) -> None:
-        import jinit  # late import: jinit's package may import this module's siblings lazily
-
         _check_activation(activation)
         _check_use_bias(use_bias)
         widths = (in_features, *_check_hidden(hidden), out_features)
@@ -162,10 +169,10 @@ class MLP(nnx.Module):
                     f"{n_layers - 1} hidden + the output layer); got {len(kernel_init)}: "
                     f"{list(kernel_init)!r}."
                 )
-            kernels = [jinit.get(spec) for spec in kernel_init]
+            kernels = [_initializer("kernel_init", spec) for spec in kernel_init]
         else:
-            kernels = [jinit.get(kernel_init)] * n_layers
-        bias = jinit.get(bias_init)
+            kernels = [_initializer("kernel_init", kernel_init)] * n_layers
+        bias = _initializer("bias_init", bias_init)
         self.layers = nnx.List(
             [
                 nnx.Linear(
