@@ -1,16 +1,15 @@
 r"""Layer-sequential unit-variance (LSUV) initialization (Mishkin & Matas, 2016).
 
-1. Pre-initialize every kernel with an orthonormal matrix (:func:`jinit.orthogonal`),
-   viewing it as a stack of ``(fan_in, fan_out)`` matrices by the layer's own axes: a
-   Dense kernel ``(in, out)`` as is, a conv kernel ``(*k, in, out)`` as a
-   ``(prod(k) * in, out)`` matrix, a ``DenseGeneral``/``LinearGeneral`` kernel by its
-   contracted and feature axes (its batch axes give independent matrices), an ``Einsum``
-   kernel by its ``einsum_str`` (kernel axes absent from the output are fan-in, those only
-   in the output are fan-out, those also in the input are batch axes). An ``Embed`` table
-   is a lookup, not a map: it keeps its values and is only rescaled.
-2. For each layer, in the order the forward pass calls them, forward the batch and
-   rescale the kernel (the table, for Embed) until the output variance is within ``tol``
-   of one:
+1. Pre-initialize every kernel with a Haar-random orthonormal matrix, viewing it as a
+   stack of ``(fan_in, fan_out)`` matrices by the layer's own axes: a Dense kernel
+   ``(in, out)`` as is, a conv kernel ``(*k, in, out)`` as a ``(prod(k) * in, out)``
+   matrix, a ``DenseGeneral``/``LinearGeneral`` kernel by its contracted and feature axes
+   (its batch axes give independent matrices), an ``Einsum`` kernel by its ``einsum_str``
+   (kernel axes absent from the output are fan-in, those only in the output are fan-out,
+   those also in the input are batch axes). An ``Embed`` table is a lookup, not a map: it
+   keeps its values and is only rescaled.
+2. For each layer, in the order the forward pass calls them, rescale the kernel (the
+   table, for Embed) until the output variance on the batch is within ``tol`` of one:
 
 .. math::
     W_l \leftarrow W_l / \sqrt{\mathrm{Var}(y_l)} \quad \text{until} \quad
@@ -19,23 +18,30 @@ r"""Layer-sequential unit-variance (LSUV) initialization (Mishkin & Matas, 2016)
 where :math:`\mathrm{Var}(y_l)` is the variance over all batch elements and units of the
 layer's output (biases included; for Embed, over the looked-up vectors of the batch's ids).
 
-Speed: the orthogonal draws are one batched draw per distinct (matrix shape, dtype)
-(:func:`jinit.orthogonal` with ``batch_axis=0``: one compile per distinct shape, cached
-across calls); the rescaling is one jitted program, a ``lax.while_loop`` whose body runs
-the forward pass with each kernel multiplied by a per-layer scale and decides, on device,
-whether to rescale the current layer or move on. Everything is dispatched asynchronously;
-the only host transfer is the result. (Fusing the draws into one program too was tried:
-on XLA:CPU, jax 0.10.2, a jitted function holding ResNet18's 12 QR factorizations never
-finished.)
-A layer that converged needs no extra pass: the same forward pass already measured the
-next one, so a model of ``L`` layers costs about ``L + 1`` forward passes.
+Speed: one jitted program and one forward pass. When layer ``l`` is processed its input
+is fixed (the layers before it are final), and every processed layer is linear in its
+kernel, ``y = f(W) + b`` (``b``: the bias as the layer adds it; none for Embed). With
+the kernel ``s W`` the output is ``s u + b``, ``u = y - b``, of variance
+``s^2 Var(u) + 2 s Cov(u, b) + Var(b)``: so the forward pass, at each processed layer's
+first call, computes these statistics of its output, runs the rescalings on them (a
+scalar ``lax.while_loop``, on device), and continues with the rescaled output
+``s u + b``, which is what the layer outputs with the kernel ``s W`` (within float
+rounding). The later calls of a layer use its final scale. Compile time and run time
+are those of about one forward pass, not one per layer.
+
+The orthogonal draws are made on the host with NumPy (no XLA compilation), while the
+program compiles: per (matrix shape, dtype) group one stack of standard Gaussian
+matrices, from a NumPy generator seeded by the key's data and the group's index, and
+their Q factors with a positive-diagonal R (Haar-distributed, as for
+:func:`jinit.orthogonal`, though not the same values), computed by Cholesky QR.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import numbers
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -43,7 +49,6 @@ import jax.numpy as jnp
 import numpy as np
 
 from jinit._core import check_key, check_real
-from jinit._initializers import orthogonal
 from jinit._table import format_table
 from jinit.tools import _capture
 
@@ -167,72 +172,99 @@ def _decide(v, prev, iters, limit, tol, max_iters):
     return code
 
 
-def _loop(variances: Callable, n: int, limits: jax.Array, tol: float, max_iters: int):
-    """LSUV on per-layer scales: ``variances(scales) -> (n,)`` output variances."""
+def _solve(y: jax.Array, b: jax.Array | None, limit: float, tol: float, max_iters: int):
+    """LSUV on one layer's output ``y = f(W) + b``, linear in the kernel ``W``.
+
+    The layer's input is fixed (the layers before it are final), so its output with the
+    kernel ``s * W`` is ``s * u + b`` with ``u = y - b``, of variance
+    ``s^2 Var(u) + 2 s Cov(u, b) + Var(b)`` (over all elements of ``y``): the rescalings
+    ``s <- s / sqrt(Var(s * u + b))`` need three statistics of the output, not the layer.
+    Returns ``(s, iterations, variance, code, output)``, ``output`` being the layer's
+    output with the kernel ``s * W`` (in ``y``'s dtype), which the rest of the forward
+    pass sees.
+    """
     f32 = jnp.float32
-    init = {
-        "idx": jnp.int32(0),
-        "scales": jnp.ones((n,), f32),
-        "iters": jnp.zeros((n,), jnp.int32),
-        "final": jnp.full((n,), jnp.nan, f32),
-        "codes": jnp.full((n,), _RESCALE, jnp.int32),
-        "prev": f32(jnp.nan),
-        "passes": jnp.int32(0),
-    }
+    wide = jnp.promote_types(y.dtype, f32)
+    u = y.astype(wide)
+    if b is None:
+        var_u, cov, var_b = jnp.var(u), 0.0, 0.0
+    else:
+        bw = jnp.broadcast_to(b.astype(wide), y.shape)
+        u = u - bw
+        du, db = u - jnp.mean(u), bw - jnp.mean(bw)
+        var_u, cov, var_b = jnp.mean(du * du), jnp.mean(du * db), jnp.mean(db * db)
 
-    def code_of(s, var):
-        i = jnp.minimum(s["idx"], n - 1)
-        return _decide(var[i], s["prev"], s["iters"][i], limits[i], tol, max_iters)
+    def var(s):
+        return (s * s * var_u + 2 * s * cov + var_b).astype(f32)
 
-    def body(s):
-        var = variances(s["scales"]).astype(f32)
-        s = {**s, "passes": s["passes"] + 1}
+    def body(c):
+        s, it, v, _, _ = c
+        s = s * jax.lax.rsqrt(v).astype(wide)
+        v_new = var(s)
+        return s, it + 1, v_new, v, _decide(v_new, v, it + 1, limit, tol, max_iters)
 
-        def finish_cond(s):
-            return (s["idx"] < n) & (code_of(s, var) != _RESCALE)
-
-        def finish(s):
-            i = s["idx"]
-            return {
-                **s,
-                "final": s["final"].at[i].set(var[i]),
-                "codes": s["codes"].at[i].set(code_of(s, var)),
-                "idx": i + 1,
-                "prev": f32(jnp.nan),
-            }
-
-        s = jax.lax.while_loop(finish_cond, finish, s)
-        i = jnp.minimum(s["idx"], n - 1)
-        more = s["idx"] < n
-        v = var[i]
-        step = jnp.where(more, jax.lax.rsqrt(jnp.where(more, v, 1.0)), 1.0)
-        return {
-            **s,
-            "scales": s["scales"].at[i].multiply(step),
-            "iters": s["iters"].at[i].add(jnp.where(more, 1, 0)),
-            "prev": jnp.where(more, v, s["prev"]),
-        }
-
-    return jax.lax.while_loop(lambda s: s["idx"] < n, body, init)
+    one = jnp.ones((), wide)
+    v0 = var(one)
+    init = (
+        one,
+        jnp.int32(0),
+        v0,
+        f32(jnp.nan),
+        _decide(v0, f32(jnp.nan), 0, limit, tol, max_iters),
+    )
+    s, it, v, _, code = jax.lax.while_loop(lambda c: c[4] == _RESCALE, body, init)
+    z = s * u if b is None else s * u + bw
+    return s.astype(f32), it, v, code, z.astype(y.dtype)
 
 
-def _scaled(kernels: dict[str, jax.Array], order: Sequence[str], scales: jax.Array) -> dict:
-    out = {}
-    for i, p in enumerate(order):
-        k = kernels[p]
-        wide = k.astype(jnp.promote_types(k.dtype, jnp.float32))
-        out[p] = (wide * scales[i]).astype(k.dtype)
-    return out
+class _Solver:
+    """The ``rescale`` hook of the recording (``_capture.record_*``): LSUV of each layer in
+    the order the forward pass calls them, during that one forward pass.
+
+    ``results[path] = (scale, iterations, variance, code)``. ``set_kernel(path, module,
+    scale)``, if given, rescales the kernel of the (traced) module after its first call, so
+    that its later calls need nothing more (nnx); otherwise the later calls' outputs are
+    rescaled the same way as the first one's (linen).
+    """
+
+    def __init__(self, limits: dict[str, float], tol: float, max_iters: int, set_kernel=None):
+        self.limits, self.tol, self.max_iters = limits, tol, max_iters
+        self.set_kernel = set_kernel
+        self.results: dict[str, tuple] = {}
+
+    def __call__(self, path, module, x, y, kwargs, first):
+        if path not in self.limits or (not first and path not in self.results):
+            return y
+        b = _capture.bias_term(path, module, x, y, kwargs)
+        if not first:
+            if self.set_kernel is not None:
+                return y
+            s = self.results[path][0]
+            wide = jnp.promote_types(y.dtype, jnp.float32)
+            z = s.astype(wide) * (y.astype(wide) - (0 if b is None else b.astype(wide)))
+            return (z if b is None else z + b.astype(wide)).astype(y.dtype)
+        s, it, v, code, out = _solve(y, b, self.limits[path], self.tol, self.max_iters)
+        self.results[path] = (s, it, v, code)
+        if self.set_kernel is not None:
+            self.set_kernel(path, module, s)
+        return out
 
 
-def _weights_key(kernels: dict[str, jax.Array]) -> jax.Array:
-    """A key derived from the kernels' values (on device): models built from different
-    seeds get different pre-inits, the same model always the same one."""
-    acc = jnp.uint32(0)
+def _scaled_kernel(k: jax.Array, s: jax.Array) -> jax.Array:
+    return (k.astype(jnp.promote_types(k.dtype, jnp.float32)) * s).astype(k.dtype)
+
+
+# --- the orthogonal pre-init, on the host -----------------------------------------------------
+
+
+def _weights_seed(kernels: dict[str, jax.Array]) -> list[int]:
+    """A seed derived from the kernels' values: models built from different seeds get
+    different pre-inits, the same model always the same one."""
+    acc = 0
     for k in kernels.values():
-        bits = jax.lax.bitcast_convert_type(k.astype(jnp.float32), jnp.uint32)
-        acc = acc * jnp.uint32(1000003) + jnp.sum(bits, dtype=jnp.uint32)
-    return jax.random.fold_in(jax.random.key(0x15C7), acc)
+        bits = np.asarray(k, np.float32).view(np.uint32)
+        acc = (acc * 1000003 + int(bits.sum(dtype=np.uint64))) % 2**64
+    return [0x15C7, acc]
 
 
 def _plan(kernels: dict[str, jax.Array], axes: dict[str, Any]) -> tuple[list, dict]:
@@ -248,14 +280,50 @@ def _plan(kernels: dict[str, jax.Array], axes: dict[str, Any]) -> tuple[list, di
     return sorted(groups.items()), perms
 
 
-def _draw(groups: list, key: jax.Array) -> list[jax.Array]:
-    """One batched orthogonal draw per group (jinit's jitted sampler: one compile per
-    distinct shape, cached across calls). Dispatched asynchronously, no host sync."""
+def _host_dtype(dtype: Any) -> np.dtype:
+    return np.dtype(np.float64 if np.dtype(dtype).itemsize > 4 else np.float32)
+
+
+def _haar(g: np.ndarray) -> np.ndarray:
+    """The Q factor, with a positive diagonal R, of each tall Gaussian matrix of the stack
+    ``g`` (..., n, m), n >= m: Haar-distributed on the n x m Stiefel manifold.
+
+    Computed as ``Q = G R^-1`` with ``R^T R = G^T G`` (Cholesky QR: two matrix products
+    and an m x m Cholesky factorization, faster than Householder QR), whose loss of
+    orthogonality grows as ``cond(G)^2``: in float32 for a matrix at least 4 times taller
+    than wide (``cond(G) < 3`` with high probability), else twice in float64; LAPACK's
+    Householder QR where the Cholesky factorization fails.
+    """
+
+    def once(q):
+        gram = np.swapaxes(q, -1, -2) @ q
+        lower = np.linalg.cholesky(gram)
+        return q @ np.swapaxes(np.linalg.inv(lower), -1, -2)
+
+    n, m = g.shape[-2:]
+    try:
+        q = once(g) if n >= 4 * m else once(once(g.astype(np.float64)))
+        if np.all(np.isfinite(q)):
+            return q
+    except np.linalg.LinAlgError:
+        pass
+    q, r = np.linalg.qr(g.astype(np.float64))
+    return q * np.sign(np.diagonal(r, axis1=-2, axis2=-1))[..., None, :]
+
+
+def _draw(groups: list, seed: list[int]) -> list[np.ndarray]:
+    """Haar-orthogonal draws, on the host (NumPy: no XLA compilation), one stack per group:
+    ``(len(paths) * batch, rows, cols)``, from a Gaussian stream seeded by ``(seed, group)``.
+    A wide matrix (rows < cols) has orthonormal rows: the transpose of a tall draw."""
     out = []
     for g, ((shape3, dtype), paths) in enumerate(groups):
         b, r, c = shape3
-        init = orthogonal(batch_axis=0)
-        out.append(init(jax.random.fold_in(key, g), (len(paths) * b, r, c), dtype))
+        host = _host_dtype(dtype)
+        rng = np.random.default_rng([*seed, g])
+        q = _haar(rng.standard_normal((len(paths) * b, max(r, c), min(r, c)), host))
+        if r < c:
+            q = np.swapaxes(q, -1, -2)
+        out.append(np.ascontiguousarray(q, host))
     return out
 
 
@@ -267,7 +335,8 @@ def _assemble(kernels: dict, groups: list, perms: dict, draws: list) -> dict:
         for j, p in enumerate(paths):
             perm, shape = perms[p], kernels[p].shape
             m = draw[j * b : (j + 1) * b].reshape(tuple(shape[a] for a in perm))
-            out[p] = jnp.transpose(m, tuple(int(a) for a in np.argsort(perm)))
+            m = jnp.transpose(m, tuple(int(a) for a in np.argsort(perm)))
+            out[p] = m.astype(kernels[p].dtype)
     return out
 
 
@@ -308,6 +377,10 @@ def _report(
     return LSUVReport(records, skipped)
 
 
+def _key_seed(key: jax.Array) -> list[int]:
+    return [int(w) for w in np.asarray(jax.random.key_data(key)).ravel()]
+
+
 def _run(
     forward: Callable,
     kernels: dict[str, jax.Array],
@@ -319,30 +392,50 @@ def _run(
     tol: float,
     max_iters: int,
     others: Any,
+    nnx_kernels: bool,
 ) -> tuple[dict, dict]:
-    """Compiles and runs the whole LSUV program: ``forward(kernels, others) -> {path: var}``."""
-    limits = jnp.asarray([_precision_limit(kernels[p].dtype) for p in order], jnp.float32)
-
-    groups: list[Any] = []
-    perms: dict[str, Any] = {}
-    draws: list[Any] = []
-    if preinit:
-        groups, perms = _plan(kernels, axes)
-        if key is None:
-            key = jax.jit(_weights_key)(kernels)
-        draws = _draw(groups, key)
+    """Compiles and runs the whole LSUV program, one forward pass:
+    ``forward(kernels, others, rescale)`` runs the model with those kernels, recording
+    with the ``rescale`` hook. The orthogonal draws are made on the host while the program
+    compiles."""
+    limits = {p: _precision_limit(kernels[p].dtype) for p in order}
+    groups, perms = _plan(kernels, axes) if preinit else ([], {})
 
     def program(kernels, draws, others):
         kernels = _assemble(kernels, groups, perms, draws)
 
-        def variances(scales):
-            v = forward(_scaled(kernels, order, scales), others)
-            return jnp.stack([v[p] for p in order])
+        def set_kernel(path, module, s):
+            param = getattr(module, _capture.param_name(module))
+            param.set_value(_scaled_kernel(param.get_value(), s))
 
-        s = _loop(variances, len(order), limits, tol, max_iters)
-        return _scaled(kernels, order, s["scales"]), s
+        solver = _Solver(limits, tol, max_iters, set_kernel if nnx_kernels else None)
+        forward(kernels, others, solver)
+        missing = [p for p in order if p not in solver.results]
+        if missing:
+            raise RuntimeError(f"lsuv: layers {missing} were not called by the forward pass.")
+        res = [solver.results[p] for p in order]
+        result = {
+            "iters": jnp.stack([r[1] for r in res]),
+            "final": jnp.stack([r[2] for r in res]),
+            "codes": jnp.stack([r[3] for r in res]),
+        }
+        return {
+            p: _scaled_kernel(kernels[p], r[0]) for p, r in zip(order, res, strict=True)
+        }, result
 
-    return jax.jit(program)(kernels, draws, others)
+    jitted = jax.jit(program)
+    if not groups:
+        return jitted(kernels, [], others)
+    seed = _key_seed(key) if key is not None else _weights_seed(kernels)
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        future = pool.submit(_draw, groups, seed)
+        specs = [
+            jax.ShapeDtypeStruct((len(paths) * shape3[0], *shape3[1:]), _host_dtype(dtype))
+            for (shape3, dtype), paths in groups
+        ]
+        compiled = jitted.lower(kernels, specs, others).compile()
+        draws = future.result()
+    return compiled(kernels, draws, others)
 
 
 # --- nnx ------------------------------------------------------------------------------------
@@ -377,8 +470,9 @@ def lsuv(
     The model is called as ``model(*args, **kwargs)``; every layer of ``layer_types`` it
     calls (by default ``nnx.Linear``, ``nnx.LinearGeneral``, ``nnx.Einsum``, ``nnx.Conv``,
     ``nnx.ConvTranspose``, ``nnx.Embed``) is processed in call order (a layer called twice
-    is judged by its first call). Biases and other parameters are left as they are; every
-    other parameterised layer is listed in ``report.skipped`` with the reason. Run it on
+    is judged by its first call; its later calls use the final kernel). Biases and other
+    parameters are left as they are; every other parameterised layer is listed in
+    ``report.skipped`` with the reason. Run it on
     the model as you will train it (e.g. call ``model.eval()`` first to turn off dropout);
     batch-norm statistics and RNG counts of the forward passes are discarded.
 
@@ -387,8 +481,9 @@ def lsuv(
       *args: the model's positional inputs (the batch; a few hundred examples are plenty).
       tol: target tolerance, ``|Var(output) - 1| < tol``.
       max_iters: most rescalings per layer.
-      orthogonal_preinit: first replace each kernel by an orthonormal one
-        (:func:`jinit.orthogonal`, by the layer's fan axes), as in the paper.
+      orthogonal_preinit: first replace each kernel by a Haar-random orthonormal one (by
+        the layer's fan axes; drawn with NumPy from ``key``, see the module notes), as in
+        the paper.
       key: PRNG key for the orthogonal pre-init. Default: the model's own RNG stream when
         it holds an ``nnx.Rngs`` (``rngs.params()``; the stream advances), else a key
         derived from the model's kernels, so models built from different seeds get
@@ -442,18 +537,17 @@ def lsuv(
     arrays, rebuild = _capture.split_call(args, kwargs)
     probe: list[_capture.Record] = []
 
-    def forward(kernels, others):
+    def forward(kernels, others, rescale=None):
         state, arrays = others
         m = nnx.merge(graphdef, state, copy=True)
         mods = _capture.nnx_layers(m, types)
         for p, k in kernels.items():
             getattr(mods[p], names[p]).set_value(k)
         a, kw = rebuild(arrays)
-        with _capture.record_nnx(m, types, activations=False) as rec:
+        with _capture.record_nnx(m, types, activations=False, rescale=rescale) as rec:
             m(*a, **kw)
         if not probe:
             probe.extend(rec)
-        return {r.path: _capture.moments(r.y)[1] for r in rec}
 
     names: dict[str, str] = {}
     jax.eval_shape(lambda o: forward({}, o), (state, arrays))  # call order, no FLOPs
@@ -478,6 +572,7 @@ def lsuv(
         tol=tol,
         max_iters=max_iters,
         others=(state, arrays),
+        nnx_kernels=True,
     )
     for p, k in new.items():
         getattr(layers[p], names[p]).set_value(k)
@@ -567,15 +662,14 @@ def lsuv_linen(
     probe: list[_capture.Record] = []
     names: dict[str, str] = {}
 
-    def forward(kernels, others):
+    def forward(kernels, others, rescale=None):
         variables, arrays = others
         v = _capture.set_linen_params(variables, kernels, names)
         a, kw = rebuild(arrays)
-        with _capture.record_linen(types, calls=None if probe else calls) as rec:
+        with _capture.record_linen(types, calls=None if probe else calls, rescale=rescale) as rec:
             module.apply(v, *a, **kw)
         if not probe:
             probe.extend(rec)
-        return {r.path: _capture.moments(r.y)[1] for r in rec}
 
     jax.eval_shape(lambda o: forward({}, o), (variables, arrays))
     kernels, skipped = {}, []
@@ -616,6 +710,7 @@ def lsuv_linen(
         tol=tol,
         max_iters=max_iters,
         others=(variables, arrays),
+        nnx_kernels=False,
     )
     variables = _capture.set_linen_params(variables, new, names, keep_box=True)
     if is_frozen:
