@@ -39,6 +39,7 @@ their Q factors with a positive-diagonal R (Haar-distributed, as for
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import dataclasses
 import numbers
 from collections.abc import Callable
@@ -141,6 +142,7 @@ def _check_key(key: Any) -> jax.Array | None:
 
 # --- the loop, on device ------------------------------------------------------------------
 
+_RESULTS = ("scales", "iters", "final", "codes")  # per layer, from the program
 _RESCALE, _OK, _NONFINITE, _ZERO, _PRECISION, _STAGNANT, _MAXITER = range(-1, 6)
 
 
@@ -328,16 +330,33 @@ def _draw(groups: list, seed: list[int]) -> list[np.ndarray]:
 
 
 def _assemble(kernels: dict, groups: list, perms: dict, draws: list) -> dict:
-    """The kernels with each grouped one replaced by its slice of the draws (traced)."""
-    out = dict(kernels)
+    """The kernels with each grouped one replaced by its slice of the draws, on the host
+    (NumPy arrays in the kernel's dtype)."""
+    out = {}
     for ((shape3, _), paths), draw in zip(groups, draws, strict=True):
         b = shape3[0]
         for j, p in enumerate(paths):
             perm, shape = perms[p], kernels[p].shape
             m = draw[j * b : (j + 1) * b].reshape(tuple(shape[a] for a in perm))
-            m = jnp.transpose(m, tuple(int(a) for a in np.argsort(perm)))
-            out[p] = m.astype(kernels[p].dtype)
+            m = np.transpose(m, tuple(int(a) for a in np.argsort(perm)))
+            out[p] = np.ascontiguousarray(m, np.dtype(kernels[p].dtype))
     return out
+
+
+def _one_blas_thread() -> Any:
+    """Limits NumPy's BLAS to one thread if ``threadpoolctl`` is installed: the draws run
+    next to the XLA compilation, and a multi-threaded BLAS on a busy CPU mostly spins (3x
+    slower on a loaded 2-core machine)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # optional
+        return contextlib.nullcontext()
+    return threadpool_limits(1, user_api="blas")
+
+
+def _preinit(kernels: dict, groups: list, perms: dict, seed: list[int]) -> dict:
+    with _one_blas_thread():
+        return _assemble(kernels, groups, perms, _draw(groups, seed))
 
 
 def _reason(code: int, var: float, tol: float, max_iters: int, dtype: Any) -> str | None:
@@ -401,9 +420,7 @@ def _run(
     limits = {p: _precision_limit(kernels[p].dtype) for p in order}
     groups, perms = _plan(kernels, axes) if preinit else ([], {})
 
-    def program(kernels, draws, others):
-        kernels = _assemble(kernels, groups, perms, draws)
-
+    def program(kernels, others):
         def set_kernel(path, module, s):
             param = getattr(module, _capture.param_name(module))
             param.set_value(_scaled_kernel(param.get_value(), s))
@@ -414,28 +431,34 @@ def _run(
         if missing:
             raise RuntimeError(f"lsuv: layers {missing} were not called by the forward pass.")
         res = [solver.results[p] for p in order]
-        result = {
-            "iters": jnp.stack([r[1] for r in res]),
-            "final": jnp.stack([r[2] for r in res]),
-            "codes": jnp.stack([r[3] for r in res]),
-        }
-        return {
-            p: _scaled_kernel(kernels[p], r[0]) for p, r in zip(order, res, strict=True)
-        }, result
+        return {k: jnp.stack([r[i] for r in res]) for i, k in enumerate(_RESULTS)}
 
     jitted = jax.jit(program)
+    start = dict(kernels)
     if not groups:
-        return jitted(kernels, [], others)
-    seed = _key_seed(key) if key is not None else _weights_seed(kernels)
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        future = pool.submit(_draw, groups, seed)
-        specs = [
-            jax.ShapeDtypeStruct((len(paths) * shape3[0], *shape3[1:]), _host_dtype(dtype))
-            for (shape3, dtype), paths in groups
-        ]
-        compiled = jitted.lower(kernels, specs, others).compile()
-        draws = future.result()
-    return compiled(kernels, draws, others)
+        result = jitted(kernels, others)
+    else:
+        seed = _key_seed(key) if key is not None else _weights_seed(kernels)
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            future = pool.submit(_preinit, kernels, groups, perms, seed)
+            specs = {
+                p: jax.ShapeDtypeStruct(k.shape, k.dtype, sharding=getattr(k, "sharding", None))
+                for p, k in kernels.items()
+            }
+            compiled = jitted.lower(specs, others).compile()
+            start.update(future.result())
+        result = compiled(start, others)
+    # The final kernels, on the host: in the program, 21 kernel products cost as much
+    # compile time as a ResNet18 forward pass.
+    scales = np.asarray(result["scales"])
+    new = {}
+    for i, p in enumerate(order):
+        k = np.asarray(start[p])
+        wide = np.promote_types(k.dtype, np.float32)
+        value = (k.astype(wide) * scales[i].astype(wide)).astype(k.dtype)
+        sharding = getattr(kernels[p], "sharding", None)
+        new[p] = jax.device_put(value, sharding) if sharding is not None else jnp.asarray(value)
+    return new, result
 
 
 # --- nnx ------------------------------------------------------------------------------------
