@@ -403,6 +403,30 @@ def nnx_skipped(modules: dict[str, Any], measured: Any, types: tuple[type, ...])
     ]
 
 
+def _abbreviated(paths: Sequence[str], keep: int = 3) -> str:
+    names = [p or "(top)" for p in paths]
+    if len(names) > keep:
+        names = [*names[: keep - 1], "...", names[-1]]
+    return ", ".join(names)
+
+
+def skipped_text(skipped: Sequence[Skipped]) -> str:
+    """The ``skipped`` section of a report's table: one line per (kind, reason), ``path
+    (kind): reason`` for a single layer, ``first, second, ..., last (count x kind): reason``
+    for several (ResNet's 20 BatchNorms: one line); the report's ``skipped`` attribute
+    keeps each layer. Empty for no skipped layer."""
+    if not skipped:
+        return ""
+    groups: dict[tuple[str, str], list[str]] = {}
+    for path, kind, reason in skipped:
+        groups.setdefault((kind, reason), []).append(path)
+    lines = [
+        f"  {_abbreviated(ps)} ({kind if len(ps) == 1 else f'{len(ps)} x {kind}'}): {reason}"
+        for (kind, reason), ps in groups.items()
+    ]
+    return "\nskipped:\n" + "\n".join(lines)
+
+
 def nnx_layers(model: Any, types: tuple[type, ...] | None = None) -> dict[str, Any]:
     """Recordable layers of an nnx model by path (graph order, not call order)."""
     from flax import nnx

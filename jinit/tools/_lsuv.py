@@ -81,7 +81,9 @@ class LSUVReport(tuple):
     """A tuple of :class:`LSUVLayer`, in forward order, with a readable table.
 
     ``report.skipped`` lists ``(path, kind, reason)`` for every parameterised layer that
-    LSUV did not process (normalization layers, layers called only inside a transform...).
+    LSUV did not process (normalization layers, layers called only inside a transform...);
+    the printed table shows one line per kind and reason, with the count and the paths
+    abbreviated.
     """
 
     skipped: tuple[_capture.Skipped, ...]
@@ -103,11 +105,7 @@ class LSUVReport(tuple):
         ]
         headers = ["layer", "kind", "iters", "variance", "converged", "reason"]
         text = format_table(headers, rows)
-        if self.skipped:
-            text += "\nskipped:\n" + "\n".join(
-                f"  {path or '(top)'} ({kind}): {reason}" for path, kind, reason in self.skipped
-            )
-        return text
+        return text + _capture.skipped_text(self.skipped)
 
     def __repr__(self) -> str:
         return f"LSUVReport({list(self)!r}, skipped={list(self.skipped)!r})"
