@@ -23,11 +23,13 @@ is fixed (the layers before it are final), and every processed layer is linear i
 kernel, ``y = f(W) + b`` (``b``: the bias as the layer adds it; none for Embed). With
 the kernel ``s W`` the output is ``s u + b``, ``u = y - b``, of variance
 ``s^2 Var(u) + 2 s Cov(u, b) + Var(b)``: so the forward pass, at each processed layer's
-first call, computes these statistics of its output, runs the rescalings on them (a
-scalar ``lax.while_loop``, on device), and continues with the rescaled output
-``s u + b``, which is what the layer outputs with the kernel ``s W`` (within float
-rounding). The later calls of a layer use its final scale. Compile time and run time
-are those of about one forward pass, not one per layer.
+first call, computes these statistics of its output, runs the rescalings on them (a few
+scalar float32 operations, called back on the host: XLA compiles a loop per layer far
+more slowly), and continues with the rescaled output ``s u + b``, which is what the layer
+outputs with the kernel ``s W`` (within float rounding). The later calls of a layer use
+its final scale. Compile time and run time are those of about one forward pass, not one
+per layer; the kernels are multiplied by their scales on the host at the end (in the
+program, the products would cost as much compile time as the forward pass).
 
 The orthogonal draws are made on the host with NumPy (no XLA compilation), while the
 program compiles: per (matrix shape, dtype) group one stack of standard Gaussian
@@ -139,7 +141,7 @@ def _check_key(key: Any) -> jax.Array | None:
     return check_key(key)
 
 
-# --- the loop, on device ------------------------------------------------------------------
+# --- the rescalings -------------------------------------------------------------------------
 
 _RESULTS = ("scales", "iters", "final", "codes")  # per layer, from the program
 _RESCALE, _OK, _NONFINITE, _ZERO, _PRECISION, _STAGNANT, _MAXITER = range(-1, 6)
