@@ -630,7 +630,10 @@ def lsuv_linen(
     Same algorithm as :func:`lsuv`; the model runs as
     ``module.apply(variables, *args, **apply_kwargs)`` and every layer of ``layer_types``
     (by default ``nn.Dense``, ``nn.DenseGeneral``, ``nn.Einsum``, ``nn.Conv``,
-    ``nn.ConvTranspose``, ``nn.Embed``) it calls is processed in call order.
+    ``nn.ConvTranspose``, ``nn.Embed``) it calls is processed in call order. (A processed
+    layer called again inside a lifted transform, ``nn.scan``, ``nn.remat``..., runs there
+    with its kernel from before LSUV during the pass: the layers after that call are
+    judged on its output.)
 
     Args:
       module: a ``flax.linen.Module``.
