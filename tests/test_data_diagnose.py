@@ -207,5 +207,6 @@ def test_skipped_layers_of_one_kind_and_reason_are_one_row():
         assert "\nskipped:\n" in text
         lines = [line for line in text.splitlines() if "LayerNorm" in line]
         assert lines == [
-            "  layers/1, layers/3, ..., layers/9 (5 x LayerNorm): " + report.skipped[0].reason
+            "  layers/1, layers/3, ..., layers/9 [5 layers] (LayerNorm): "
+            + report.skipped[0].reason
         ], text

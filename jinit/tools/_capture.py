@@ -412,16 +412,16 @@ def _abbreviated(paths: Sequence[str], keep: int = 3) -> str:
 
 def skipped_text(skipped: Sequence[Skipped]) -> str:
     """The ``skipped`` section of a report's table: one line per (kind, reason), ``path
-    (kind): reason`` for a single layer, ``first, second, ..., last (count x kind): reason``
-    for several (ResNet's 20 BatchNorms: one line); the report's ``skipped`` attribute
-    keeps each layer. Empty for no skipped layer."""
+    (kind): reason`` for a single layer, ``first, second, ..., last [count layers] (kind):
+    reason`` for several (ResNet's 20 BatchNorms: one line); the report's ``skipped``
+    attribute keeps each layer. Empty for no skipped layer."""
     if not skipped:
         return ""
     groups: dict[tuple[str, str], list[str]] = {}
     for path, kind, reason in skipped:
         groups.setdefault((kind, reason), []).append(path)
     lines = [
-        f"  {_abbreviated(ps)} ({kind if len(ps) == 1 else f'{len(ps)} x {kind}'}): {reason}"
+        f"  {_abbreviated(ps)}{f' [{len(ps)} layers]' if len(ps) > 1 else ''} ({kind}): {reason}"
         for (kind, reason), ps in groups.items()
     ]
     return "\nskipped:\n" + "\n".join(lines)
