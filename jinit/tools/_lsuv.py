@@ -449,10 +449,7 @@ def _run(
         seed = _key_seed(key) if key is not None else _weights_seed(kernels)
         with concurrent.futures.ThreadPoolExecutor(1) as pool:
             future = pool.submit(_preinit, kernels, groups, perms, seed)
-            specs = {
-                p: jax.ShapeDtypeStruct(k.shape, k.dtype, sharding=getattr(k, "sharding", None))
-                for p, k in kernels.items()
-            }
+            specs = {p: jax.ShapeDtypeStruct(k.shape, k.dtype) for p, k in kernels.items()}
             compiled = jitted.lower(specs, others).compile()
             start.update(future.result())
         result = compiled(start, others)
