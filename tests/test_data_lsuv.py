@@ -441,3 +441,43 @@ def test_preinit_draws_are_haar_orthogonal():
     a = _lsuv._draw(groups, [1, 2])[0]
     np.testing.assert_array_equal(a, _lsuv._draw(groups, [1, 2])[0])  # deterministic
     assert not np.allclose(a, _lsuv._draw(groups, [1, 3])[0])
+
+
+_SHARDED = """
+import jax, numpy as np, jinit
+import flax.linen as nn
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+mesh = Mesh(np.array(jax.devices()).reshape(2, 4), ("data", "model"))
+module = nn.Sequential([nn.Dense(16), nn.relu, nn.Dense(8)])
+x = jax.random.normal(jax.random.key(0), (64, 12))
+variables = module.init(jax.random.key(1), x)
+x = jax.device_put(x, NamedSharding(mesh, P("data", None)))
+put = lambda a: jax.device_put(a, NamedSharding(mesh, P(None, "model") if a.ndim == 2 else P()))
+variables = jax.tree_util.tree_map(put, variables)
+for preinit in (True, False):
+    new, report = jinit.lsuv_linen(module, variables, x, orthogonal_preinit=preinit)
+    assert report.converged, report
+    for layer in ("layers_0", "layers_2"):
+        assert new["params"][layer]["kernel"].sharding.spec == P(None, "model")
+    assert abs(float(module.apply(new, x).var()) - 1) < 0.1
+print("ok")
+"""
+
+
+@pytest.mark.slow
+def test_lsuv_linen_sharded_kernels_keep_their_sharding():
+    """Kernels sharded over a 2x4 mesh of simulated devices and a batch sharded over
+    'data': the program compiles, and each new kernel keeps its sharding."""
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8")
+    env["JAX_PLATFORMS"] = "cpu"
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env["PYTHONPATH"] = root + os.pathsep + os.environ.get("PYTHONPATH", "")
+    out = subprocess.run(
+        [sys.executable, "-c", _SHARDED], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-3000:]
