@@ -28,7 +28,10 @@ Scoping: nothing is patched process-wide.
   made inside a lifted transform (``nn.scan``, ``nn.remat``...) run in another trace and
   are not recorded; the layer is reported as skipped.
 
-A layer called several times (weight sharing) is recorded at its first call.
+A layer called several times (weight sharing) is recorded at its first call. A
+``rescale`` hook (LSUV) may replace the output of every call of a recorded layer;
+:func:`bias_term` gives the part of a layer's output its bias adds (each recorded type is
+linear in its kernel plus that term).
 """
 
 from __future__ import annotations
