@@ -481,3 +481,15 @@ def test_lsuv_linen_sharded_kernels_keep_their_sharding():
         [sys.executable, "-c", _SHARDED], env=env, capture_output=True, text=True, timeout=300
     )
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-3000:]
+
+
+def test_preinit_limits_blas_to_one_thread_and_restores_it(monkeypatch):
+    """Without threadpoolctl, the OpenBLAS setter: one thread inside, as before after."""
+    from jinit.tools import _lsuv
+
+    monkeypatch.setitem(__import__("sys").modules, "threadpoolctl", None)
+    setters = _lsuv._openblas_threads()
+    before = [get() for get, _ in setters]
+    with _lsuv._one_blas_thread():
+        assert [get() for get, _ in setters] == [1] * len(setters)
+    assert [get() for get, _ in setters] == before
