@@ -11,8 +11,8 @@ nothing but jinit and flax. It has 21 Conv/Dense layers. Each repeat, after
 * ``baseline``: ``jax.jit(apply)`` called once (trace, compile, one forward pass);
 * ``lsuv``: ``jinit.lsuv_linen`` on the same variables and batch (its own compile
   included), to the end of the returned arrays;
-* ``lsuv_no_preinit``: the same with ``orthogonal_preinit=False`` (the rescaling loop
-  alone: the orthogonal pre-init's QR factorizations are the rest);
+* ``lsuv_no_preinit``: the same with ``orthogonal_preinit=False`` (the rescaling pass
+  alone; the orthogonal pre-init's draws, on the host, overlap its compilation);
 
 alternating the two so that background load hits both alike; both wall time and the
 process's CPU time (all threads) are recorded, since a loaded machine inflates wall
@@ -138,6 +138,7 @@ def main() -> None:
     ap.add_argument("--size", type=int, nargs="+", default=[32])
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--out", default=str(Path(__file__).parent / "results"))
+    ap.add_argument("--note", default="", help="a line of context for the results file")
     args = ap.parse_args()
     machine = _machine()
     results = [measure(b, s, args.repeats) for b, s in zip(args.batch, args.size, strict=True)]
@@ -147,6 +148,7 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     stem = out / f"lsuv-{machine['backend']}-{date}"
     payload = {"schema": "jinit-bench-lsuv/1", "goal_ratio": GOAL, "machine": machine}
+    payload["note"] = args.note
     payload["results"] = results
     stem.with_suffix(".json").write_text(json.dumps(payload, indent=2) + "\n")
     lines = [
@@ -161,6 +163,7 @@ def main() -> None:
         "- baseline = jax.jit(apply) traced, compiled and run once; lsuv = "
         "jinit.lsuv_linen incl. its compile; both after jax.clear_caches(); medians of "
         f"{args.repeats} alternating repeats",
+        *([f"- note: {args.note}"] if args.note else []),
         "",
         "| batch | image | baseline wall s | lsuv wall s | ratio (wall) | baseline cpu s "
         "| lsuv cpu s | ratio (cpu) | no pre-init: ratio wall / cpu | forward pass ms "

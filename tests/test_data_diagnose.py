@@ -188,3 +188,25 @@ def test_trainer_gradient_norms_need_the_trainer_loss(weights):
     default = jinit.diagnose(mlp, x)
     assert ce.hidden_activation_std == default.hidden_activation_std
     assert not np.allclose(ce.grad_norm, default.grad_norm, rtol=0.01)
+
+
+def test_skipped_layers_of_one_kind_and_reason_are_one_row():
+    """ResNet-style: many normalization layers are one row of the printed table (count,
+    abbreviated paths); ``skipped`` keeps each one."""
+    layers = []
+    for i in range(5):
+        layers += [nnx.Linear(4, 4, rngs=nnx.Rngs(i)), nnx.LayerNorm(4, rngs=nnx.Rngs(i))]
+    model = nnx.Sequential(*layers)
+    x = jnp.ones((8, 4)) + jnp.arange(4.0)
+    d = jinit.diagnose(model, x)
+    norms = [f"layers/{i}" for i in range(1, 10, 2)]
+    assert [s.path for s in d.skipped] == norms and len({s.reason for s in d.skipped}) == 1
+    for report in (d, jinit.lsuv(model, x, max_iters=0)):
+        assert [s.path for s in report.skipped] == norms
+        text = str(report)
+        assert "\nskipped:\n" in text
+        lines = [line for line in text.splitlines() if "LayerNorm" in line]
+        assert lines == [
+            "  layers/1, layers/3, ..., layers/9 [5 layers] (LayerNorm): "
+            + report.skipped[0].reason
+        ], text

@@ -335,3 +335,161 @@ def test_concurrent_captures_do_not_unpatch_each_other():
     assert [r.path for r in seen["a"]] == [""], "thread A recorded nothing"
     assert [r.path for r in seen["b"]] == [""], "thread B recorded nothing"
     assert nnx.Linear.__dict__["__call__"] is original  # never replaced
+
+
+class _Mixed(nn.Module):
+    """Biased layers of several kinds (the bias added as each layer type adds it), and a
+    layer called twice."""
+
+    @nn.compact
+    def __call__(self, x):  # (G, B, F)
+        b = nn.initializers.normal(0.5)
+        h = nn.Dense(8, bias_init=b, name="fc")(x)
+        h = nn.DenseGeneral((2, 4), batch_dims=(0,), bias_init=b, name="gen")(jnp.tanh(h))
+        h = nn.Einsum((2, 4, 8), "gbnh,nhd->gbd", bias_init=b, name="ein")(jnp.tanh(h))
+        shared = nn.Dense(8, bias_init=b, name="shared")
+        h = shared(jnp.tanh(shared(jnp.tanh(h))))
+        return nn.Conv(5, (3,), bias_init=b, name="conv")(jax.nn.relu(h))
+
+
+def _mixed_reference(p, x) -> dict[str, float]:
+    """Each layer's output variance, by a forward pass in plain JAX."""
+    fc = x @ p["fc"]["kernel"] + p["fc"]["bias"]
+    gen = jnp.einsum("gbi,gino->gbno", jnp.tanh(fc), p["gen"]["kernel"])
+    gen = gen + p["gen"]["bias"][:, None]
+    ein = jnp.einsum("gbnh,nhd->gbd", jnp.tanh(gen), p["ein"]["kernel"]) + p["ein"]["bias"]
+    shared = jnp.tanh(ein) @ p["shared"]["kernel"] + p["shared"]["bias"]
+    again = jnp.tanh(shared) @ p["shared"]["kernel"] + p["shared"]["bias"]
+    conv = (
+        jax.lax.conv_general_dilated(
+            jax.nn.relu(again),
+            p["conv"]["kernel"],
+            (1,),
+            "SAME",
+            dimension_numbers=("NWC", "WIO", "NWC"),
+        )
+        + p["conv"]["bias"]
+    )
+    outs = {"fc": fc, "gen": gen, "ein": ein, "shared": shared, "conv": conv}
+    return {k: jnp.var(v) for k, v in outs.items()}
+
+
+def test_lsuv_report_is_the_final_models_layer_variances():
+    """One forward pass computes the rescaled outputs from each layer's output and bias:
+    the reported variances are those of the final kernels' forward pass, per layer, within
+    float rounding (biases added as each layer type adds them; a layer called twice is
+    judged by its first call, its second call uses the final kernel)."""
+    x = jax.random.normal(jax.random.key(4), (3, 16, 6)) * 2.0 + 0.5
+    variables = _linen_init(_Mixed(), x)
+    rng = np.random.default_rng(0)
+    for layer in variables["params"].values():  # non-zero biases
+        layer["bias"] = jnp.asarray(rng.normal(0, 0.5, layer["bias"].shape), jnp.float32)
+    for preinit in (True, False):
+        new, report = jinit.lsuv_linen(_Mixed(), variables, x, tol=0.01, orthogonal_preinit=preinit)
+        assert [r.path for r in report] == ["fc", "gen", "ein", "shared", "conv"]
+        assert report.converged, str(report)
+        ref = jax.jit(_mixed_reference)(new["params"], x)
+        for r in report:
+            np.testing.assert_allclose(r.variance, float(ref[r.path]), rtol=1e-4, err_msg=r.path)
+        # only the kernels changed
+        for layer in ref:
+            np.testing.assert_array_equal(
+                new["params"][layer]["bias"], variables["params"][layer]["bias"]
+            )
+
+
+def test_lsuv_nnx_shared_layer_and_bias_match_a_plain_forward_pass(x_mlp):
+    class Shared(nnx.Module):
+        def __init__(self, rngs):
+            self.a = nnx.Linear(12, 16, **FAST, rngs=rngs)
+            self.b = nnx.Linear(16, 16, **FAST, rngs=rngs)
+            for layer in (self.a, self.b):
+                layer.bias.set_value(jnp.linspace(-0.5, 0.5, 16))
+
+        def __call__(self, x):
+            return self.b(jnp.tanh(self.b(jnp.tanh(self.a(x)))))
+
+    model = Shared(nnx.Rngs(0))
+    report = jinit.lsuv(model, x_mlp, tol=0.01)
+    assert [r.path for r in report] == ["a", "b"] and report.converged, str(report)
+    wa, ba = model.a.kernel[...], model.a.bias[...]
+    wb, bb = model.b.kernel[...], model.b.bias[...]
+    ya = x_mlp @ wa + ba
+    yb = jnp.tanh(ya) @ wb + bb
+    np.testing.assert_allclose(report[0].variance, float(jnp.var(ya)), rtol=1e-4)
+    np.testing.assert_allclose(report[1].variance, float(jnp.var(yb)), rtol=1e-4)
+
+
+def test_preinit_draws_are_haar_orthogonal():
+    """The host-side Cholesky-QR draws: orthonormal columns, and the first column uniform
+    on the sphere (q_11^2 ~ Beta(1/2, (n-1)/2)), on the float32 path (n >= 4m) and the
+    float64 one; KS tests against scipy."""
+    from scipy import stats
+
+    from jinit.tools import _lsuv
+
+    rng = np.random.default_rng(0)
+    for n, m, dtype in ((12, 3, np.float32), (5, 4, np.float64)):
+        q = _lsuv._haar(rng.standard_normal((4000, n, m), dtype))
+        gram = np.einsum("kij,kil->kjl", q.astype(np.float64), q.astype(np.float64))
+        np.testing.assert_allclose(gram, np.broadcast_to(np.eye(m), gram.shape), atol=1e-5)
+        for col in range(m):
+            p = stats.kstest(q[:, 0, col].astype(np.float64) ** 2, stats.beta(0.5, (n - 1) / 2).cdf)
+            assert p.pvalue > 1e-3, (n, m, col, p)
+        assert abs(np.mean(np.sign(q[:, 0, 0]))) < 5 / np.sqrt(4000)  # symmetric signs
+    groups = [(((1, 6, 3), "float32"), ["p"])]
+    a = _lsuv._draw(groups, [1, 2])[0]
+    np.testing.assert_array_equal(a, _lsuv._draw(groups, [1, 2])[0])  # deterministic
+    assert not np.allclose(a, _lsuv._draw(groups, [1, 3])[0])
+
+
+_SHARDED = """
+import jax, numpy as np, jinit
+import flax.linen as nn
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+mesh = Mesh(np.array(jax.devices()).reshape(2, 4), ("data", "model"))
+module = nn.Sequential([nn.Dense(16), nn.relu, nn.Dense(8)])
+x = jax.random.normal(jax.random.key(0), (64, 12))
+variables = module.init(jax.random.key(1), x)
+x = jax.device_put(x, NamedSharding(mesh, P("data", None)))
+put = lambda a: jax.device_put(a, NamedSharding(mesh, P(None, "model") if a.ndim == 2 else P()))
+variables = jax.tree_util.tree_map(put, variables)
+for preinit in (True, False):
+    new, report = jinit.lsuv_linen(module, variables, x, orthogonal_preinit=preinit)
+    assert report.converged, report
+    for layer in ("layers_0", "layers_2"):
+        assert new["params"][layer]["kernel"].sharding.spec == P(None, "model")
+    assert abs(float(module.apply(new, x).var()) - 1) < 0.1
+print("ok")
+"""
+
+
+@pytest.mark.slow
+def test_lsuv_linen_sharded_kernels_keep_their_sharding():
+    """Kernels sharded over a 2x4 mesh of simulated devices and a batch sharded over
+    'data': the program compiles, and each new kernel keeps its sharding."""
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8")
+    env["JAX_PLATFORMS"] = "cpu"
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env["PYTHONPATH"] = root + os.pathsep + os.environ.get("PYTHONPATH", "")
+    out = subprocess.run(
+        [sys.executable, "-c", _SHARDED], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-3000:]
+
+
+def test_preinit_limits_blas_to_one_thread_and_restores_it(monkeypatch):
+    """Without threadpoolctl, the OpenBLAS setter: one thread inside, as before after."""
+    from jinit.tools import _lsuv
+
+    monkeypatch.setitem(__import__("sys").modules, "threadpoolctl", None)
+    setters = _lsuv._openblas_threads()
+    before = [get() for get, _ in setters]
+    with _lsuv._one_blas_thread():
+        assert [get() for get, _ in setters] == [1] * len(setters)
+    assert [get() for get, _ in setters] == before

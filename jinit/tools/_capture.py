@@ -28,7 +28,10 @@ Scoping: nothing is patched process-wide.
   made inside a lifted transform (``nn.scan``, ``nn.remat``...) run in another trace and
   are not recorded; the layer is reported as skipped.
 
-A layer called several times (weight sharing) is recorded at its first call.
+A layer called several times (weight sharing) is recorded at its first call. A
+``rescale`` hook (LSUV) may replace the output of every call of a recorded layer;
+:func:`bias_term` gives the part of a layer's output its bias adds (each recorded type is
+linear in its kernel plus that term).
 """
 
 from __future__ import annotations
@@ -164,6 +167,68 @@ def kernel_axes(module: Any, ndim: int, call_kwargs: Mapping[str, Any]) -> Axes 
     return default
 
 
+def _axes_tuple(axes: Any, ndim: int) -> tuple[int, ...]:
+    axes = tuple(axes) if isinstance(axes, Sequence) else (axes,)
+    return tuple(int(a) % ndim for a in axes)
+
+
+def _bias_shape(module: Any, x: Any, y: Any, bias: Any, kwargs: Mapping[str, Any]) -> tuple:
+    """The shape ``module`` reshapes its bias to before adding it to its output ``y``."""
+    from flax import linen as nn
+    from flax import nnx
+
+    if isinstance(module, (nnx.Einsum, nn.Einsum)):
+        import opt_einsum
+
+        if isinstance(module, nnx.Einsum):
+            kernel = module.kernel[...]
+        else:
+            kernel = unbox(module.variables["params"]["kernel"])
+        spec = kwargs.get("einsum_str") or module.einsum_str
+        operands, result, _ = opt_einsum.parser.parse_einsum_input((spec, x, kernel))
+        rhs = operands.split(",")[1]
+        return tuple(kernel.shape[rhs.index(c)] if c in rhs else 1 for c in result)
+    if isinstance(module, (nnx.LinearGeneral, nn.DenseGeneral)):
+        if isinstance(module, nnx.LinearGeneral):
+            batch, features = tuple(module.batch_axis), module.out_features
+        else:
+            batch, features = module.batch_dims, module.features
+        axis = _axes_tuple(module.axis, x.ndim)
+        batch = _axes_tuple(batch, x.ndim)
+        features = tuple(features) if isinstance(features, Sequence) else (features,)
+        kept = tuple(x.shape[a] if a in batch else 1 for a in range(x.ndim) if a not in axis)
+        return (*kept, *features)
+    return (1,) * (y.ndim - bias.ndim) + tuple(bias.shape)
+
+
+def bias_term(path: str, module: Any, x: Any, y: Any, kwargs: Mapping[str, Any]) -> Any:
+    """What ``module``'s bias adds to its output ``y`` (broadcastable to ``y``), or None.
+
+    Every recorded layer type is linear in its kernel plus this term, ``y = f(W) + b``
+    (Embed: a lookup, no bias).
+    """
+    from flax import linen as nn
+    from flax import nnx
+
+    if isinstance(module, (nnx.Embed, nn.Embed)):
+        return None
+    if isinstance(module, nnx.Module):
+        bias = getattr(module, "bias", None)
+        bias = None if bias is None else bias[...]
+    else:
+        bias = unbox(module.variables.get("params", {}).get("bias"))
+    if bias is None:
+        return None
+    bias = jnp.asarray(bias)
+    shape = _bias_shape(module, x, y, bias, kwargs)
+    if math.prod(shape) != bias.size or jnp.broadcast_shapes(shape, y.shape) != y.shape:
+        raise NotImplementedError(
+            f"{type(module).__name__} layer {path!r}: cannot tell how its bias of shape "
+            f"{tuple(bias.shape)} is added to its output of shape {tuple(y.shape)}."
+        )
+    return bias.reshape(shape).astype(y.dtype)
+
+
 def path_str(path: tuple) -> str:
     return "/".join(str(p) for p in path)
 
@@ -186,10 +251,15 @@ def _perturbed(y: Any, perturb: Mapping[str, Any] | None, path: str) -> Any:
 # nnx: per-instance recording subclasses
 
 
+# rescale(path, module, x, y, kwargs, first) -> the output the forward pass continues with
+Rescale = Callable[[str, Any, Any, Any, Mapping[str, Any], bool], Any]
+
+
 class _Frame:
-    def __init__(self, perturb: Mapping[str, Any] | None):
+    def __init__(self, perturb: Mapping[str, Any] | None, rescale: Rescale | None = None):
         self.records: list[Record] = []
         self.perturb = perturb
+        self.rescale = rescale
         self.calls: dict[str, int] = {}
 
 
@@ -219,13 +289,15 @@ def _recording_call(self, *args, **kwargs):
     frame = entry.frame
     n = frame.calls.get(entry.path, 0)
     frame.calls[entry.path] = n + 1
+    x = _first_arg(args, kwargs)
+    if frame.rescale is not None:
+        out = frame.rescale(entry.path, self, x, out, kwargs, n == 0)
     if n == 0:
         out = _perturbed(out, frame.perturb, entry.path)
         name = param_name(self)
         param = getattr(self, name, None)
         ndim = len(param.shape) if param is not None and hasattr(param, "shape") else 0
         axes = kernel_axes(self, ndim, kwargs)
-        x = _first_arg(args, kwargs)
         frame.records.append(Record(entry.path, entry.kind, x, out, name, axes, module=self))
     return out
 
@@ -273,18 +345,21 @@ def record_nnx(
     *,
     perturb: Mapping[str, Any] | None = None,
     activations: bool = True,
+    rescale: Rescale | None = None,
 ) -> Iterator[list[Record]]:
     """Within the block, the first call of each of ``model``'s layers is recorded.
 
     Yields the list of :class:`Record` (call order), filled during the block. Use it inside
     a traced function on a copy of the model (``nnx.merge``). With ``perturb``
     (``{path: zeros like the output}``), a recorded output is returned as ``y + perturb``,
-    so that the gradient with respect to ``perturb[path]`` is d(loss)/d(output).
+    so that the gradient with respect to ``perturb[path]`` is d(loss)/d(output). With
+    ``rescale``, every call of a recorded layer (``first``: its first call) continues with
+    ``rescale(path, module, x, y, kwargs, first)`` in place of its output ``y``.
     """
     from flax import nnx
 
     types = nnx_layer_types() if types is None else types
-    frame = _Frame(perturb)
+    frame = _Frame(perturb, rescale)
     swapped: list[tuple[Any, type]] = []
     wrapped: list[tuple[Any, int, Any]] = []
     try:
@@ -331,6 +406,30 @@ def nnx_skipped(modules: dict[str, Any], measured: Any, types: tuple[type, ...])
     ]
 
 
+def _abbreviated(paths: Sequence[str], keep: int = 3) -> str:
+    names = [p or "(top)" for p in paths]
+    if len(names) > keep:
+        names = [*names[: keep - 1], "...", names[-1]]
+    return ", ".join(names)
+
+
+def skipped_text(skipped: Sequence[Skipped]) -> str:
+    """The ``skipped`` section of a report's table: one line per (kind, reason), ``path
+    (kind): reason`` for a single layer, ``first, second, ..., last [count layers] (kind):
+    reason`` for several (ResNet's 20 BatchNorms: one line); the report's ``skipped``
+    attribute keeps each layer. Empty for no skipped layer."""
+    if not skipped:
+        return ""
+    groups: dict[tuple[str, str], list[str]] = {}
+    for path, kind, reason in skipped:
+        groups.setdefault((kind, reason), []).append(path)
+    lines = [
+        f"  {_abbreviated(ps)}{f' [{len(ps)} layers]' if len(ps) > 1 else ''} ({kind}): {reason}"
+        for (kind, reason), ps in groups.items()
+    ]
+    return "\nskipped:\n" + "\n".join(lines)
+
+
 def nnx_layers(model: Any, types: tuple[type, ...] | None = None) -> dict[str, Any]:
     """Recordable layers of an nnx model by path (graph order, not call order)."""
     from flax import nnx
@@ -358,11 +457,13 @@ def record_linen(
     *,
     perturb: Mapping[str, Any] | None = None,
     calls: LinenCalls | None = None,
+    rescale: Rescale | None = None,
 ) -> Iterator[list[Record]]:
     """Within the block, the first ``__call__`` of every linen layer of ``types`` is recorded.
 
     Yields a list of :class:`Record` (call order); the path is the module's scope path
-    joined with ``/``, e.g. ``"Dense_0"``. ``perturb`` as in :func:`record_nnx`.
+    joined with ``/``, e.g. ``"Dense_0"``. ``perturb`` and ``rescale`` as in
+    :func:`record_nnx` (calls inside a lifted transform are neither recorded nor rescaled).
     """
     from flax import linen as nn
     from flax.core import tracers
@@ -380,19 +481,24 @@ def record_linen(
         p = path_str(tuple(mod.path))
         if calls is not None:
             calls.kinds.setdefault(p, type(mod))
-        if not isinstance(mod, types) or p in seen:
+        if not isinstance(mod, types):
             return out
         if tracers.current_trace() != base:
-            if calls is not None:
+            if calls is not None and p not in seen:
                 calls.lifted.add(p)
             return out
+        x = _first_arg(args, kwargs)
+        if p in seen:
+            return out if rescale is None else rescale(p, mod, x, out, kwargs, False)
         seen.add(p)
+        if rescale is not None:
+            out = rescale(p, mod, x, out, kwargs, True)
         out = _perturbed(out, perturb, p)
         name = param_name(mod)
         param = unbox(mod.variables.get("params", {}).get(name))
         ndim = len(param.shape) if param is not None and hasattr(param, "shape") else 0
         axes = kernel_axes(mod, ndim, kwargs)
-        records.append(Record(p, type(mod).__name__, _first_arg(args, kwargs), out, name, axes))
+        records.append(Record(p, type(mod).__name__, x, out, name, axes))
         return out
 
     with nn.intercept_methods(interceptor):

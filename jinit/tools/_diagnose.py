@@ -99,7 +99,9 @@ class Diagnosis:
     Attributes:
       layers: one :class:`LayerStats` per layer, in call order.
       loss: the loss on the batch.
-      skipped: ``(path, kind, reason)`` for every parameterised layer not measured.
+      skipped: ``(path, kind, reason)`` for every parameterised layer not measured (the
+        printed table shows one line per kind and reason, with the count and the paths
+        abbreviated).
     """
 
     layers: tuple[LayerStats, ...]
@@ -158,11 +160,7 @@ class Diagnosis:
         notes = [f"  {r.path}: {r.note}" for r in self.layers if r.note]
         if notes:
             text += "\nnotes:\n" + "\n".join(notes)
-        if self.skipped:
-            text += "\nskipped:\n" + "\n".join(
-                f"  {path or '(top)'} ({kind}): {reason}" for path, kind, reason in self.skipped
-            )
-        return text
+        return text + _capture.skipped_text(self.skipped)
 
 
 def default_loss(outputs: Any) -> jax.Array:
