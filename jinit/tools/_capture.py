@@ -189,6 +189,8 @@ def _bias_shape(module: Any, x: Any, y: Any, bias: Any, kwargs: Mapping[str, Any
         rhs = operands.split(",")[1]
         return tuple(kernel.shape[rhs.index(c)] if c in rhs else 1 for c in result)
     if isinstance(module, (nnx.LinearGeneral, nn.DenseGeneral)):
+        batch: Any
+        features: Any
         if isinstance(module, nnx.LinearGeneral):
             batch, features = tuple(module.batch_axis), module.out_features
         else:
@@ -535,7 +537,7 @@ def set_linen_kernels(variables: Any, kernels: Mapping[str, Any], *, keep_box: b
 def linen_param_modules(params: Any, prefix: tuple = ()) -> list[str]:
     """Paths of the nested ``params`` dicts that hold arrays directly (parameterised
     modules), in dict order."""
-    out = []
+    out: list[str] = []
     if not hasattr(params, "items"):
         return out
     if any(not hasattr(v, "items") for v in params.values()):

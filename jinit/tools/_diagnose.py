@@ -167,8 +167,11 @@ def default_loss(outputs: Any) -> jax.Array:
     r"""The default loss :math:`\tfrac12 \operatorname{mean}(y^2)`, summed over output leaves."""
     leaves = jax.tree_util.tree_leaves(outputs)
     return sum(
-        0.5 * jnp.mean(jnp.square(jnp.asarray(y, jnp.promote_types(y.dtype, jnp.float32))))
-        for y in leaves
+        (
+            0.5 * jnp.mean(jnp.square(jnp.asarray(y, jnp.promote_types(y.dtype, jnp.float32))))
+            for y in leaves
+        ),
+        start=jnp.zeros((), jnp.float32),
     )
 
 
@@ -337,7 +340,8 @@ def _zeros_like_outputs(records: list[_capture.Record]) -> dict[str, jax.Array]:
 def _diagnose_nnx(model: Any, args: tuple, kwargs: dict, loss_fn: Callable, types) -> Diagnosis:
     from flax import nnx
 
-    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+    graphdef, params, *others = nnx.split(model, nnx.Param, ...)
+    (rest,) = others
     arrays, rebuild = _capture.split_call(args, kwargs)
     probe_records: list[_capture.Record] = []
 
