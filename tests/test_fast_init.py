@@ -286,6 +286,27 @@ def test_draws_with_different_partitioning_grouped_apart():
     assert_tree_equal(jinit.fast_init(model.init)(KEY, x), jax.jit(model.init)(KEY, x))
 
 
+def test_draws_reshaped_to_different_shapes_share_a_group():
+    """Flax's DenseGeneral draws a 2-D kernel and reshapes it: (16, 2, 8) and (2, 8, 16)
+    are the same (16, 16) draw, one group; each member is reshaped after its slice."""
+
+    class Attention(nn.Module):
+        @nn.compact
+        def __call__(self, x):
+            h = nn.DenseGeneral((2, 8))(x)
+            h = nn.DenseGeneral((2, 8))(x) + h
+            return nn.DenseGeneral(16, axis=(-2, -1))(h)
+
+    x = jnp.ones((1, 16))
+    plan = _plan(Attention().init, KEY, x)
+    sizes = [len(g) for gs in plan.groups.values() for g in gs]
+    kernels = [
+        g for gs in plan.groups.values() for g in gs if g[0].outvars[0].aval.shape == (16, 16)
+    ]
+    assert [len(g) for g in kernels] == [3], sizes
+    assert_tree_equal(jinit.fast_init(Attention().init)(KEY, x), jax.jit(Attention().init)(KEY, x))
+
+
 def _mlp(depth, kernel_init=None):
     kernel_init = kernel_init or nn.initializers.lecun_normal()
     return nn.Sequential([nn.Dense(16, kernel_init=kernel_init) for _ in range(depth)])

@@ -356,8 +356,7 @@ def plan(jaxpr: Any, chain: bool = True, out_keys: Sequence[Any] | None = None) 
             continue
         s = stage[eqn.outvars[0]]
         is_prim = eqn.primitive.name in RANDOM_PRIMITIVES
-        key: list[Any] = [_params_key(eqn)]
-        key += [slot_key(v, is_prim) for v in eqn.invars]
+        parts: list[list[Any]] = [[_params_key(eqn), *(slot_key(v, is_prim) for v in eqn.invars)]]
         eqns = [eqn]
         cur = eqn.outvars[0] if len(eqn.outvars) == 1 else None
         while chain and cur is not None and cur not in outvars and len(consumers.get(cur, ())) == 1:
@@ -376,12 +375,24 @@ def plan(jaxpr: Any, chain: bool = True, out_keys: Sequence[Any] | None = None) 
             )
             if not ok:
                 break
-            key.append(_params_key(nxt))
-            key += [("cur",) if v is cur else slot_key(v, False) for v in nxt.invars]
+            parts.append(
+                [
+                    _params_key(nxt),
+                    *(("cur",) if v is cur else slot_key(v, False) for v in nxt.invars),
+                ]
+            )
             eqns.append(nxt)
-            absorbed.add(id(nxt))
             cur = nxt.outvars[0]
+        # A chain that ends in a reshape (Flax's DenseGeneral draws (256, 256) and reshapes
+        # to (256, 4, 64) or (4, 64, 256)) joins the group of the same draw: the reshape runs
+        # on each member's slice, as a plain equation after the group (a bitcast in XLA).
+        while len(eqns) > 1 and eqns[-1].primitive.name == "reshape" and cur not in annotation:
+            eqns.pop()
+            parts.pop()
+            cur = eqns[-1].outvars[0]
+        absorbed.update(id(e) for e in eqns[1:])
         member = _Member(eqns, [cur] if cur is not None else list(eqn.outvars))
+        key = [x for part in parts for x in part]
         key.append(tuple(annotation.get(v) for v in member.outvars))
         groups.setdefault(s, {}).setdefault(tuple(key), []).append(member)
     return _Plan(
