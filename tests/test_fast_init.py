@@ -340,6 +340,25 @@ def test_shared_bits_complex_and_uniform_draws():
     assert_tree_equal(jinit.fast_init(fn)(KEY), jax.jit(fn)(KEY))
 
 
+def test_member_slices_stay_dynamic_when_an_argument_is_constant_to_xla():
+    """nnx's Rngs count is a constant to XLA when the Rngs is made inside the outer jit;
+    the row indices must still be run-time values, so that one slice kernel serves every
+    row (a static slice is a kernel per parameter)."""
+
+    class Stack(nnx.Module):
+        def __init__(self, rngs):
+            self.layers = nnx.List([nnx.Linear(16, 16, rngs=rngs) for _ in range(4)])
+
+    fast = jinit.fast_init(Stack)
+    text = jax.jit(lambda key: nnx.state(fast(rngs=nnx.Rngs(params=key)))).lower(KEY)
+    rows = [
+        line
+        for line in text.compile().as_text().splitlines()
+        if re.search(r"= f32\[16,16\]\S* fusion\(", line) and "dynamic_index_in_dim" in line
+    ]
+    assert len(rows) >= 4 and all("dynamic-slice" in line for line in rows), rows
+
+
 def _mlp(depth, kernel_init=None):
     kernel_init = kernel_init or nn.initializers.lecun_normal()
     return nn.Sequential([nn.Dense(16, kernel_init=kernel_init) for _ in range(depth)])

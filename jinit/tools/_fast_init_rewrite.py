@@ -437,10 +437,13 @@ def evaluate(
         ctx.env[v] = x
     for v, x in zip(jaxpr.invars, args, strict=True):
         ctx.env[v] = x
-    # A run-time value for the index trick (the smallest argument; keys usually).
+    # Run-time values for the index trick: the keys and the smallest arguments. An
+    # argument may still be a constant to XLA (nnx's Rngs count, made inside the outer
+    # jit), so the predicate combines several (see _Context.never).
     runtime = [x for x in args if hasattr(x, "shape") and hasattr(x, "dtype")]
-    if runtime:
-        ctx.runtime = min(runtime, key=lambda x: math.prod(x.shape))
+    runtime = [x for x in runtime if math.prod(x.shape)]
+    keys = [x for x in runtime if jnp.issubdtype(x.dtype, jax.dtypes.prng_key)]
+    ctx.runtime = keys[:4] + sorted(runtime, key=lambda x: math.prod(x.shape))[:4]
     shared_bits = options.shared_bits and _shared_bits_possible()
     for s in range(p.n_stages + 1):
         chunks = [c for group in p.groups.get(s, ()) for c in _chunks(group, options.chunk_bytes)]
@@ -467,7 +470,7 @@ class _Context:
         self.rows: dict[Any, tuple[Any, int]] = {}
         self.max_chunk = 0
         self._indices: tuple[Any, ...] | None = None
-        self.runtime: Any = None
+        self.runtime: list[Any] = []
 
     def read(self, v: Any) -> Any:
         return v.val if isinstance(v, jcore.Literal) else self.env[v]
@@ -479,17 +482,19 @@ class _Context:
 
     def never(self, source: Any = None) -> Any:
         """A predicate that is always false but that XLA cannot fold: ``x != x and x == x``
-        for a float ``x`` read from a run-time value."""
-        if self.runtime is not None and math.prod(self.runtime.shape):
-            source = self.runtime
-        if source is None:
-            return jnp.bool_(False)
-        x = source.reshape(-1)[0] if source.ndim else source
-        if jnp.issubdtype(x.dtype, jax.dtypes.prng_key):
-            x = jax.random.key_data(x).reshape(-1)[0]
-        f = x.real if jnp.iscomplexobj(x) else x
-        f = f.astype(jnp.float32)
-        return jnp.logical_and(f != f, f == f)
+        for a float ``x`` read from a run-time value, or-ed over several such values (one
+        that XLA sees as a constant folds to false and leaves the others)."""
+        sources = self.runtime or ([source] if source is not None else [])
+        out = None
+        for src in sources:
+            x = src.reshape(-1)[0] if src.ndim else src
+            if jnp.issubdtype(x.dtype, jax.dtypes.prng_key):
+                x = jax.random.key_data(x).reshape(-1)[0]
+            f = x.real if jnp.iscomplexobj(x) else x
+            f = f.astype(jnp.float32)
+            p = jnp.logical_and(f != f, f == f)
+            out = p if out is None else jnp.logical_or(out, p)
+        return jnp.bool_(False) if out is None else out
 
     def indices(self, source: Any) -> tuple[Any, ...]:
         """Row indices 0..max_chunk-1 as run-time scalars (one buffer each).
