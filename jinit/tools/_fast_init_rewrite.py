@@ -27,8 +27,13 @@ XLA:CPU facts that shape the emitted code (measured with jax 0.10.2 on a 2-core 
   ``i`` a run-time scalar is one kernel for every row (40 slices: 2.1 s -> 0.24 s). The
   scalars come out of a ``lax.cond`` on a predicate XLA cannot fold (:meth:`_Context.indices`).
 - A draw fused into ``lax.map``'s in-place ``dynamic_update_slice`` ran on one thread
-  (2.2x slower than plain jit for jinit's samplers); a ``lax.cond`` around the draw keeps
-  it a kernel of its own, parallel as in plain jit.
+  (2.2x slower than plain jit for jinit's samplers); an ``optimization_barrier`` after the
+  draw keeps it a kernel of its own, parallel as in plain jit.
+- Threefry hashes are the costliest kernels (~60% of a grouped transformer's compile
+  time), one per distinct draw shape; the draws of a stage share one hash
+  (:func:`_shared_bits`).
+- XLA folds a predicate computed from an argument that is a constant to it (nnx's Rngs
+  count made inside the outer jit): :meth:`_Context.never` combines several arguments.
 - Loop-invariant code motion hoisted the samplers' counters (``iota``) out of the loop
   into arrays read from memory at every iteration; adding a zero that XLA cannot prove
   keeps them in the body.
@@ -753,15 +758,12 @@ def _run_chunk(chunk: list[_Member], ctx: _Context, bits: Any = None) -> None:
             # inside the loop body, computed in registers, as in plain jit. Hoisted, they
             # become arrays read from memory every iteration (2x slower for jinit's).
             zero = jax.lax.optimization_barrier(i) - i
-            # The cond keeps the draw out of the loop's in-place update: XLA:CPU runs a
-            # fused dynamic-update-slice on one thread, the draw alone on all cores.
-            return jax.lax.cond(
-                never,
-                lambda: [jnp.zeros(v.aval.shape, v.aval.dtype) for v in first.outvars],
-                lambda: body(xs, zero),
-            )
+            # The barrier keeps the draw out of the loop's in-place update: XLA:CPU runs a
+            # fused dynamic-update-slice on one thread, the draw alone on all cores. (A
+            # ``lax.cond`` on a never-true predicate did the same at the price of a zeros
+            # kernel per draw shape: 45 of ResNet-50's 192 kernels.)
+            return jax.lax.optimization_barrier(body(xs, zero))
 
-        never = ctx.never()
         outs = jax.lax.map(step, (stacked, jnp.arange(len(chunk), dtype=jnp.int32)))
     idx = ctx.indices(outs[0])
     for k, m in enumerate(chunk):
