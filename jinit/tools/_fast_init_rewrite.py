@@ -715,6 +715,30 @@ def _shared_bits(chunks: list[list[_Member]], ctx: _Context) -> dict[int, Any]:
     return out
 
 
+def _fold_in_unrolled(chunk: list[_Member], ctx: _Context) -> Any:
+    """A group of ``fold_in(key, data)`` of threefry keys with ``uint32`` data, as jinit's
+    unrolled hash: jax computes ``threefry2x32(key, (0, data))`` (``threefry_seed`` of a
+    32-bit value has a zero high word) and the two output words are the new key. One
+    straight-line kernel instead of jax's rolled loop (three kernels). None if the group
+    is anything else."""
+    first = chunk[0]
+    eqn = first.eqns[0]
+    if len(first.eqns) != 1 or eqn.primitive.name != "random_fold_in":
+        return None
+    key, data = eqn.invars
+    if (
+        key.aval.shape != ()
+        or str(key.aval.dtype) != "key<fry>"
+        or data.aval.shape != ()
+        or data.aval.dtype != np.uint32
+    ):
+        return None
+    keys = jax.random.key_data(_stack([m.eqns[0].invars[0] for m in chunk], ctx))
+    counts = _stack([m.eqns[0].invars[1] for m in chunk], ctx).astype(jnp.uint32)
+    y0, y1 = _threefry2x32(keys[:, 0], keys[:, 1], jnp.zeros_like(counts), counts)
+    return jax.random.wrap_key_data(jnp.stack([y0, y1], axis=-1), impl="threefry2x32")
+
+
 def _run_chunk(chunk: list[_Member], ctx: _Context, bits: Any = None) -> None:
     first = chunk[0]
     shared_slots, stacked_slots = _slots(chunk)
@@ -748,7 +772,10 @@ def _run_chunk(chunk: list[_Member], ctx: _Context, bits: Any = None) -> None:
                 ctx.env[v] = y
         return
     small = _member_bytes(first) <= ctx.options.vmap_bytes
-    if ctx.options.method == "vmap" or small:
+    folded = _fold_in_unrolled(chunk, ctx) if ctx.options.shared_bits else None
+    if folded is not None:
+        outs = [folded]
+    elif ctx.options.method == "vmap" or small:
         outs = jax.vmap(body)(stacked)
     else:
 
