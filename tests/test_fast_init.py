@@ -308,22 +308,22 @@ def test_draws_reshaped_to_different_shapes_share_a_group():
 
 
 def _sizes_model():
-    """Dense kernels of three sizes (16x24, 24x40, 40x8) and an Embed: every draw's bits
-    come out of one shared Threefry call (gcd of the sizes: 64 elements per block)."""
+    """Dense kernels of three sizes (16x24, 24x40, 40x8), an Embed and the biases."""
     return nn.Sequential(
         [nn.Embed(10, 16), nn.Dense(24), nn.Dense(40), nn.Dense(24), nn.Dense(40), nn.Dense(8)]
     )
 
 
-def test_shared_bits_one_hash_for_every_draw_size():
+def test_unrolled_bits_replace_jax_random_bits():
+    """Every jax.random draw's bits (grouped or alone) are jinit's unrolled hash."""
     model, x = _sizes_model(), jnp.ones((1, 3), jnp.int32)
     text = str(jax.make_jaxpr(jinit.fast_init(model.init))(KEY, x))
-    assert "random_bits" not in text  # every sampler's bits were substituted
+    assert "random_bits" not in text and "random_fold_in" not in text
     assert "random_bits" in str(jax.make_jaxpr(model.init)(KEY, x))
     assert_tree_equal(jinit.fast_init(model.init)(KEY, x), jax.jit(model.init)(KEY, x))
 
 
-def test_shared_bits_not_used_for_jax_original_counters():
+def test_unrolled_bits_not_used_for_jax_original_counters():
     model, x = _sizes_model(), jnp.ones((1, 3), jnp.int32)
     with jax.threefry_partitionable(False):  # the bits depend on the size: jax draws them
         text = str(jax.make_jaxpr(jinit.fast_init(model.init))(KEY, x))
@@ -331,7 +331,7 @@ def test_shared_bits_not_used_for_jax_original_counters():
         assert_tree_equal(jinit.fast_init(model.init)(KEY, x), jax.jit(model.init)(KEY, x))
 
 
-def test_shared_bits_complex_and_uniform_draws():
+def test_unrolled_bits_complex_and_uniform_draws():
     def fn(key):  # complex normal: two real draws from split keys; uniform with bounds
         keys = jax.random.split(key, 4)
         out = [jax.random.normal(k, (8, 8), jnp.complex64) for k in keys[:3]]

@@ -29,9 +29,12 @@ XLA:CPU facts that shape the emitted code (measured with jax 0.10.2 on a 2-core 
 - A draw fused into ``lax.map``'s in-place ``dynamic_update_slice`` ran on one thread
   (2.2x slower than plain jit for jinit's samplers); an ``optimization_barrier`` after the
   draw keeps it a kernel of its own, parallel as in plain jit.
-- Threefry hashes are the costliest kernels (~60% of a grouped transformer's compile
-  time), one per distinct draw shape; the draws of a stage share one hash
-  (:func:`_shared_bits`).
+- jax lowers ``threefry2x32`` on CPU to a rolled loop: four kernels per draw shape, ~60%
+  of a grouped 24-layer transformer's compile time. jinit's unrolled hash
+  (``jinit._threefry``, the same bits) is one kernel of ~12 ms, fused with the sampler's
+  tail; it replaces ``random_bits`` of threefry keys (partitionable counters) and grouped
+  fold-ins. (Drawing every group's bits in one shared hash call compiled slightly
+  less but held the bits of a whole stage: peak memory 1.5x, run 1.15x of this.)
 - XLA folds a predicate computed from an argument that is a constant to it (nnx's Rngs
   count made inside the outer jit): :meth:`_Context.never` combines several arguments.
 - Loop-invariant code motion hoisted the samplers' counters (``iota``) out of the loop
@@ -53,7 +56,7 @@ import numpy as np
 from jax._src import core as jcore
 from jax._src.interpreters import partial_eval as pe
 
-from jinit._threefry import _threefry2x32
+from jinit._threefry import _linear_iota, _threefry2x32
 
 # Random primitives that are grouped (one vmapped/mapped call per group).
 RANDOM_PRIMITIVES = frozenset(
@@ -118,8 +121,9 @@ class Options:
     chain: bool = True
     min_group: int = 2
     # Draw the random bits of every mapped group of a stage in one Threefry computation
-    # (see _shared_bits); on a single device with jax's partitionable Threefry only.
-    shared_bits: bool = True
+    # A draw's jax.random bits (partitionable threefry) and a group's fold_ins are
+    # computed by jinit's unrolled hash instead of jax's rolled loop (see the notes).
+    unrolled_bits: bool = True
 
 
 # ------------------------------------------------------------------------------ analysis
@@ -243,25 +247,39 @@ def flatten(closed: jcore.ClosedJaxpr) -> jcore.ClosedJaxpr:
     return jax.make_jaxpr(lambda *a: run(closed.jaxpr, closed.consts, *a))(*avals)
 
 
-def _bind_varying(
-    eqn: Any, invals: Sequence[Any], zero: Any, bits: dict[int, Any] | None = None
-) -> list[Any]:
-    """Binds ``eqn`` with nested calls inlined and ``zero`` added to every ``iota``;
-    a ``random_bits`` equation in ``bits`` (by id) yields the value given there."""
-    if bits and id(eqn) in bits:
-        return [bits[id(eqn)]]
+def _bind_varying(eqn: Any, invals: Sequence[Any], zero: Any, unrolled: bool = False) -> list[Any]:
+    """Binds ``eqn`` with nested calls inlined and ``zero`` added to every ``iota``; with
+    ``unrolled``, a ``random_bits`` of a threefry key is jinit's unrolled hash (the same
+    bits: element ``i`` hashes the counter ``(0, i)``, jax's partitionable scheme)."""
+    if unrolled and eqn.primitive.name == "random_bits" and _unrollable(eqn):
+        kd = jax.random.key_data(invals[0])
+        lo = _linear_iota(tuple(eqn.params["shape"])) + zero.astype(jnp.uint32)
+        y0, y1 = _threefry2x32(kd[0], kd[1], jnp.zeros_like(lo), lo)
+        return [y0 ^ y1]
     if _is_call(eqn):
         sub = eqn.params["jaxpr"]
         env: dict[Any, Any] = dict(zip(sub.jaxpr.constvars, sub.consts, strict=True))
         env.update(zip(sub.jaxpr.invars, invals, strict=True))
         for e in sub.jaxpr.eqns:
             ins = [v.val if isinstance(v, jcore.Literal) else env[v] for v in e.invars]
-            env.update(zip(e.outvars, _bind_varying(e, ins, zero, bits), strict=True))
+            env.update(zip(e.outvars, _bind_varying(e, ins, zero, unrolled), strict=True))
         return [v.val if isinstance(v, jcore.Literal) else env[v] for v in sub.jaxpr.outvars]
     outs = _bind(eqn, invals)
     if eqn.primitive.name == "iota":
         outs = [outs[0] + zero.astype(outs[0].dtype)]
     return outs
+
+
+def _unrollable(eqn: Any) -> bool:
+    """A ``random_bits`` that jinit's unrolled hash reproduces (partitionable counters)."""
+    aval = eqn.invars[0].aval
+    return (
+        eqn.params.get("bit_width") == 32
+        and aval.shape == ()
+        and str(aval.dtype) == "key<fry>"
+        and math.prod(eqn.params["shape"]) < 2**32
+        and bool(jax.config.jax_threefry_partitionable)
+    )
 
 
 def _bind(eqn: Any, invals: Sequence[Any]) -> list[Any]:
@@ -449,17 +467,20 @@ def evaluate(
     runtime = [x for x in runtime if math.prod(x.shape)]
     keys = [x for x in runtime if jnp.issubdtype(x.dtype, jax.dtypes.prng_key)]
     ctx.runtime = keys[:4] + sorted(runtime, key=lambda x: math.prod(x.shape))[:4]
-    shared_bits = options.shared_bits and _shared_bits_possible()
     for s in range(p.n_stages + 1):
-        chunks = [c for group in p.groups.get(s, ()) for c in _chunks(group, options.chunk_bytes)]
-        bits = _shared_bits(chunks, ctx) if shared_bits else {}
-        for k, chunk in enumerate(chunks):
-            if len(chunk) < options.min_group and k not in bits:
+        for group in p.groups.get(s, ()):
+            for chunk in _chunks(group, options.chunk_bytes):
+                if len(chunk) >= options.min_group:
+                    _run_chunk(chunk, ctx)
+                    continue
                 for m in chunk:
                     for eqn in m.eqns:
-                        ctx.bind(eqn)
-            else:
-                _run_chunk(chunk, ctx, bits.get(k))
+                        if options.unrolled_bits:
+                            ins = [ctx.read(v) for v in eqn.invars]
+                            outs = _bind_varying(eqn, ins, jnp.int32(0), unrolled=True)
+                            ctx.env.update(zip(eqn.outvars, outs, strict=True))
+                        else:
+                            ctx.bind(eqn)
         for eqn in p.plain.get(s, ()):
             ctx.bind(eqn)
     return [ctx.read(v) for v in jaxpr.outvars]
@@ -584,137 +605,6 @@ def _slots(chunk: list[_Member]) -> tuple[list[tuple[int, int]], list[tuple[int,
     return shared, stacked
 
 
-def _is_mapped(chunk: list[_Member], options: Options, single: bool = False) -> bool:
-    """Whether :func:`_run_chunk` runs ``chunk`` as a ``lax.map`` (see there); with
-    ``single``, a chunk of one draw counts (mapped when given shared bits)."""
-    if options.method != "map" or _member_bytes(chunk[0]) <= options.vmap_bytes:
-        return False
-    if single and len(chunk) == 1:
-        return True
-    return len(chunk) >= options.min_group and bool(_slots(chunk)[1])
-
-
-# ------------------------------------------------------------------------------ shared bits
-
-
-def _shared_bits_possible() -> bool:
-    """Shared bits reproduce jax's partitionable Threefry bits (a function of the key and
-    the flat index only); one unsharded buffer, so on a single device only."""
-    return bool(jax.config.jax_threefry_partitionable) and jax.device_count() == 1
-
-
-def _bits_sites(first: _Member) -> list[tuple[Any, int]] | None:
-    """The ``random_bits`` equations inside a member's draw, each with the operand index
-    of the draw's key it uses: ``[(eqn, j)]``, or None when the draw derives keys itself
-    (split, fold_in) or draws its bits another way (then nothing is substituted)."""
-    top = first.eqns[0]
-    if not _is_call(top):
-        return None
-    sites: list[tuple[Any, int]] = []
-    seen: set[int] = set()
-
-    def walk(jaxpr: Any, mapping: dict[Any, int]) -> bool:
-        for e in jaxpr.eqns:
-            name = e.primitive.name
-            if name == "random_bits":
-                v = e.invars[0]
-                aval = v.aval
-                if (
-                    id(e) in seen
-                    or not isinstance(v, jcore.Var)
-                    or v not in mapping
-                    or e.params.get("bit_width") != 32
-                    or aval.shape != ()
-                    or str(aval.dtype) != "key<fry>"
-                    or math.prod(e.params["shape"]) >= 2**32
-                ):
-                    return False
-                seen.add(id(e))
-                sites.append((e, mapping[v]))
-            elif _is_call(e):
-                sub = _sub_jaxpr(e)
-                inner = {
-                    sv: mapping[ov]
-                    for sv, ov in zip(sub.invars, e.invars, strict=True)
-                    if isinstance(ov, jcore.Var) and ov in mapping
-                }
-                if not walk(sub, inner):
-                    return False
-            elif name in RANDOM_PRIMITIVES or any(
-                _contains_random(j) for j in jcore.jaxprs_in_params(e.params)
-            ):
-                return False
-        return True
-
-    sub = _sub_jaxpr(top)
-    if not walk(sub, {v: j for j, v in enumerate(sub.invars)}) or not sites:
-        return None
-    return sites
-
-
-def _shared_bits(chunks: list[list[_Member]], ctx: _Context) -> dict[int, Any]:
-    """The random bits of every mapped chunk of a stage, drawn by one Threefry call.
-
-    XLA compiles a Threefry hash per distinct shape, and those are the most expensive
-    kernels of a grouped init (~60% of its compile time for a transformer). jax's
-    partitionable Threefry gives element ``i`` of ``random_bits(key, shape)`` as
-    ``xor(threefry2x32(key, (0, i)))`` over the flat index ``i``; so the bits of every
-    draw are cut into blocks of ``B`` elements (``B`` the greatest common divisor of the
-    draws' sizes), hashed together in one ``(blocks, B)`` call, and each member's draw
-    reads its bits from the flat result (``dynamic_slice`` at a run-time offset: one
-    kernel per draw size). The draws' other operations are unchanged.
-
-    Returns ``{chunk index: (flat bits, [(random_bits equation, member offsets)])}``.
-    """
-    requests: list[tuple[int, Any, int, Any]] = []  # (chunk index, site, size, keys)
-    for k, chunk in enumerate(chunks):
-        if not _is_mapped(chunk, ctx.options, single=True):
-            continue
-        sites = _bits_sites(chunk[0])
-        if sites is None:
-            continue
-        for site, j in sites:
-            keys = _stack([m.eqns[0].invars[j] for m in chunk], ctx)
-            requests.append((k, site, math.prod(site.params["shape"]), keys))
-    if not requests:
-        return {}
-    block = 0
-    for _, _, n, _ in requests:
-        block = math.gcd(block, n)
-    # Block tables: the key and the counter offset of every block (member-major).
-    members: list[Any] = []  # key arrays, one per request
-    n_members = 0
-    block_key: list[np.ndarray] = []
-    block_offset: list[np.ndarray] = []
-    starts: list[np.ndarray] = []
-    total = 0
-    for _, _, n, keys in requests:
-        count = keys.shape[0]
-        members.append(keys)
-        per = n // block
-        block_key.append(np.repeat(np.arange(n_members, n_members + count, dtype=np.int32), per))
-        block_offset.append(np.tile(np.arange(per, dtype=np.uint32) * block, count))
-        starts.append(total + n * np.arange(count, dtype=np.int32))
-        n_members += count
-        total += n * count
-    if total >= 2**31:
-        return {}
-    data = jax.random.key_data(jnp.concatenate(members))  # (members, 2) uint32
-    kd = jnp.take(data, jnp.asarray(np.concatenate(block_key)), axis=0)
-    shape = (kd.shape[0], block)
-    lo = jnp.asarray(np.concatenate(block_offset))[:, None] + jax.lax.broadcasted_iota(
-        jnp.uint32, shape, 1
-    )
-    # jinit's unrolled hash (bit-identical to jax's threefry2x32): one straight-line
-    # kernel; jax's CPU lowering is a rolled loop that would carry the keys per element.
-    y0, y1 = _threefry2x32(kd[:, :1], kd[:, 1:], jnp.zeros(shape, jnp.uint32), lo)
-    flat = (y0 ^ y1).reshape(-1)
-    out: dict[int, Any] = {}
-    for (k, site, _, _), st in zip(requests, starts, strict=True):
-        out.setdefault(k, (flat, []))[1].append((site, jnp.asarray(st)))
-    return out
-
-
 def _fold_in_unrolled(chunk: list[_Member], ctx: _Context) -> Any:
     """A group of ``fold_in(key, data)`` of threefry keys with ``uint32`` data, as jinit's
     unrolled hash: jax computes ``threefry2x32(key, (0, data))`` (``threefry_seed`` of a
@@ -739,30 +629,20 @@ def _fold_in_unrolled(chunk: list[_Member], ctx: _Context) -> Any:
     return jax.random.wrap_key_data(jnp.stack([y0, y1], axis=-1), impl="threefry2x32")
 
 
-def _run_chunk(chunk: list[_Member], ctx: _Context, bits: Any = None) -> None:
+def _run_chunk(chunk: list[_Member], ctx: _Context) -> None:
     first = chunk[0]
     shared_slots, stacked_slots = _slots(chunk)
     shared = {slot: ctx.read(first.eqns[slot[0]].invars[slot[1]]) for slot in shared_slots}
     stacked = [_stack([m.eqns[i].invars[j] for m in chunk], ctx) for i, j in stacked_slots]
-    sites: list[tuple[Any, int]] = []
-    if bits is not None:  # (flat bits of the stage, [(site, starts)])
-        flat, site_starts = bits
-        sites = [(site, n) for site, _ in site_starts for n in [math.prod(site.params["shape"])]]
-        stacked += [starts for _, starts in site_starts]
+    unrolled = ctx.options.unrolled_bits
 
     def body(xs: Sequence[Any], zero: Any = None) -> list[Any]:
-        xs = list(xs)
-        given: dict[int, Any] = {}
-        for k, (site, n) in enumerate(sites):
-            start = xs[len(stacked_slots) + k]
-            b = jax.lax.dynamic_slice_in_dim(flat, start, n)
-            given[id(site)] = b.reshape(site.params["shape"])
         vals = dict(shared)
-        vals.update(zip(stacked_slots, xs[: len(stacked_slots)], strict=True))
+        vals.update(zip(stacked_slots, xs, strict=True))
         cur: list[Any] = []
         for i, eqn in enumerate(first.eqns):
             ins = [vals[(i, j)] if (i, j) in vals else cur[0] for j in range(len(eqn.invars))]
-            cur = _bind(eqn, ins) if zero is None else _bind_varying(eqn, ins, zero, given)
+            cur = _bind(eqn, ins) if zero is None else _bind_varying(eqn, ins, zero, unrolled)
         return cur
 
     if not stacked:  # identical computations on identical inputs: compute once
@@ -772,7 +652,7 @@ def _run_chunk(chunk: list[_Member], ctx: _Context, bits: Any = None) -> None:
                 ctx.env[v] = y
         return
     small = _member_bytes(first) <= ctx.options.vmap_bytes
-    folded = _fold_in_unrolled(chunk, ctx) if ctx.options.shared_bits else None
+    folded = _fold_in_unrolled(chunk, ctx) if unrolled else None
     if folded is not None:
         outs = [folded]
     elif ctx.options.method == "vmap" or small:
