@@ -308,10 +308,8 @@ def test_draws_reshaped_to_different_shapes_share_a_group():
 
 
 def _sizes_model():
-    """Dense kernels of three sizes (16x24, 24x40, 40x8), an Embed and the biases."""
-    return nn.Sequential(
-        [nn.Embed(10, 16), nn.Dense(24), nn.Dense(40), nn.Dense(24), nn.Dense(40), nn.Dense(8)]
-    )
+    """Two Dense kernels of one size and one of another, an Embed and the biases."""
+    return nn.Sequential([nn.Embed(10, 16), nn.Dense(16), nn.Dense(16), nn.Dense(8)])
 
 
 def test_unrolled_bits_replace_jax_random_bits():

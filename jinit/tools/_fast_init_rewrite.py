@@ -56,7 +56,7 @@ import numpy as np
 from jax._src import core as jcore
 from jax._src.interpreters import partial_eval as pe
 
-from jinit._threefry import _linear_iota, _threefry2x32
+from jinit._threefry import _linear_iota, _threefry2x32, is_supported
 
 # Random primitives that are grouped (one vmapped/mapped call per group).
 RANDOM_PRIMITIVES = frozenset(
@@ -251,7 +251,12 @@ def _bind_varying(eqn: Any, invals: Sequence[Any], zero: Any, unrolled: bool = F
     """Binds ``eqn`` with nested calls inlined and ``zero`` added to every ``iota``; with
     ``unrolled``, a ``random_bits`` of a threefry key is jinit's unrolled hash (the same
     bits: element ``i`` hashes the counter ``(0, i)``, jax's partitionable scheme)."""
-    if unrolled and eqn.primitive.name == "random_bits" and _unrollable(eqn):
+    if (
+        unrolled
+        and eqn.primitive.name == "random_bits"
+        and _unrollable(eqn)
+        and is_supported(invals[0])
+    ):
         kd = jax.random.key_data(invals[0])
         lo = _linear_iota(tuple(eqn.params["shape"])) + zero.astype(jnp.uint32)
         y0, y1 = _threefry2x32(kd[0], kd[1], jnp.zeros_like(lo), lo)
@@ -271,7 +276,8 @@ def _bind_varying(eqn: Any, invals: Sequence[Any], zero: Any, unrolled: bool = F
 
 
 def _unrollable(eqn: Any) -> bool:
-    """A ``random_bits`` that jinit's unrolled hash reproduces (partitionable counters)."""
+    """A ``random_bits`` that jinit's unrolled hash reproduces (partitionable counters;
+    :func:`jinit._threefry.is_supported` checks the key, backend and jax version)."""
     aval = eqn.invars[0].aval
     return (
         eqn.params.get("bit_width") == 32
@@ -621,6 +627,7 @@ def _fold_in_unrolled(chunk: list[_Member], ctx: _Context) -> Any:
         or str(key.aval.dtype) != "key<fry>"
         or data.aval.shape != ()
         or data.aval.dtype != np.uint32
+        or not is_supported(ctx.read(key))
     ):
         return None
     keys = jax.random.key_data(_stack([m.eqns[0].invars[0] for m in chunk], ctx))
