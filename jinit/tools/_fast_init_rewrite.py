@@ -120,7 +120,6 @@ class Options:
     # functions: XLA then folds the constants as in plain jit.
     chain: bool = True
     min_group: int = 2
-    # Draw the random bits of every mapped group of a stage in one Threefry computation
     # A draw's jax.random bits (partitionable threefry) and a group's fold_ins are
     # computed by jinit's unrolled hash instead of jax's rolled loop (see the notes).
     unrolled_bits: bool = True
