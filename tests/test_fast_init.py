@@ -286,6 +286,77 @@ def test_draws_with_different_partitioning_grouped_apart():
     assert_tree_equal(jinit.fast_init(model.init)(KEY, x), jax.jit(model.init)(KEY, x))
 
 
+def test_draws_reshaped_to_different_shapes_share_a_group():
+    """Flax's DenseGeneral draws a 2-D kernel and reshapes it: (16, 2, 8) and (2, 8, 16)
+    are the same (16, 16) draw, one group; each member is reshaped after its slice."""
+
+    class Attention(nn.Module):
+        @nn.compact
+        def __call__(self, x):
+            h = nn.DenseGeneral((2, 8))(x)
+            h = nn.DenseGeneral((2, 8))(x) + h
+            return nn.DenseGeneral(16, axis=(-2, -1))(h)
+
+    x = jnp.ones((1, 16))
+    plan = _plan(Attention().init, KEY, x)
+    sizes = [len(g) for gs in plan.groups.values() for g in gs]
+    kernels = [
+        g for gs in plan.groups.values() for g in gs if g[0].outvars[0].aval.shape == (16, 16)
+    ]
+    assert [len(g) for g in kernels] == [3], sizes
+    assert_tree_equal(jinit.fast_init(Attention().init)(KEY, x), jax.jit(Attention().init)(KEY, x))
+
+
+def _sizes_model():
+    """Two Dense kernels of one size and one of another, an Embed and the biases."""
+    return nn.Sequential([nn.Embed(10, 16), nn.Dense(16), nn.Dense(16), nn.Dense(8)])
+
+
+def test_unrolled_bits_replace_jax_random_bits():
+    """Every jax.random draw's bits (grouped or alone) are jinit's unrolled hash."""
+    model, x = _sizes_model(), jnp.ones((1, 3), jnp.int32)
+    text = str(jax.make_jaxpr(jinit.fast_init(model.init))(KEY, x))
+    assert "random_bits" not in text and "random_fold_in" not in text
+    assert "random_bits" in str(jax.make_jaxpr(model.init)(KEY, x))
+    assert_tree_equal(jinit.fast_init(model.init)(KEY, x), jax.jit(model.init)(KEY, x))
+
+
+def test_unrolled_bits_not_used_for_jax_original_counters():
+    model, x = _sizes_model(), jnp.ones((1, 3), jnp.int32)
+    with jax.threefry_partitionable(False):  # the bits depend on the size: jax draws them
+        text = str(jax.make_jaxpr(jinit.fast_init(model.init))(KEY, x))
+        assert "random_bits" in text
+        assert_tree_equal(jinit.fast_init(model.init)(KEY, x), jax.jit(model.init)(KEY, x))
+
+
+def test_unrolled_bits_complex_and_uniform_draws():
+    def fn(key):  # complex normal: two real draws from split keys; uniform with bounds
+        keys = jax.random.split(key, 4)
+        out = [jax.random.normal(k, (8, 8), jnp.complex64) for k in keys[:3]]
+        return [*out, jax.random.uniform(keys[3], (4, 40), minval=-2.0, maxval=3.0)]
+
+    assert_tree_equal(jinit.fast_init(fn)(KEY), jax.jit(fn)(KEY))
+
+
+def test_member_slices_stay_dynamic_when_an_argument_is_constant_to_xla():
+    """nnx's Rngs count is a constant to XLA when the Rngs is made inside the outer jit;
+    the row indices must still be run-time values, so that one slice kernel serves every
+    row (a static slice is a kernel per parameter)."""
+
+    class Stack(nnx.Module):
+        def __init__(self, rngs):
+            self.layers = nnx.List([nnx.Linear(16, 16, rngs=rngs) for _ in range(4)])
+
+    fast = jinit.fast_init(Stack)
+    text = jax.jit(lambda key: nnx.state(fast(rngs=nnx.Rngs(params=key)))).lower(KEY)
+    rows = [
+        line
+        for line in text.compile().as_text().splitlines()
+        if re.search(r"= f32\[16,16\]\S* fusion\(", line) and "dynamic_index_in_dim" in line
+    ]
+    assert len(rows) >= 4 and all("dynamic-slice" in line for line in rows), rows
+
+
 def _mlp(depth, kernel_init=None):
     kernel_init = kernel_init or nn.initializers.lecun_normal()
     return nn.Sequential([nn.Dense(16, kernel_init=kernel_init) for _ in range(depth)])
@@ -322,7 +393,9 @@ def test_random_code_does_not_grow_with_depth(kernel_init):
         grouped program inlines the sampler into its loop body; shared sub-jaxprs print
         once, so plain jit's copies are counted by call site)."""
         sites = len(re.findall(r"name=_?truncated_normal\b", text))
-        return max(sites, text.count("erf_inv")), text.count("random_fold_in")
+        # A grouped fold_in is jinit's unrolled hash, wrapped into keys once.
+        keys = text.count("random_fold_in") + text.count("random_wrap[")
+        return max(sites, text.count("erf_inv")), keys
 
     fast2, fast8 = copies(program(2, jinit.fast_init)), copies(program(8, jinit.fast_init))
     assert fast2 == fast8 == (1, 1)

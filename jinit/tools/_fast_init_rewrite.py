@@ -27,8 +27,16 @@ XLA:CPU facts that shape the emitted code (measured with jax 0.10.2 on a 2-core 
   ``i`` a run-time scalar is one kernel for every row (40 slices: 2.1 s -> 0.24 s). The
   scalars come out of a ``lax.cond`` on a predicate XLA cannot fold (:meth:`_Context.indices`).
 - A draw fused into ``lax.map``'s in-place ``dynamic_update_slice`` ran on one thread
-  (2.2x slower than plain jit for jinit's samplers); a ``lax.cond`` around the draw keeps
-  it a kernel of its own, parallel as in plain jit.
+  (2.2x slower than plain jit for jinit's samplers); an ``optimization_barrier`` after the
+  draw keeps it a kernel of its own, parallel as in plain jit.
+- jax lowers ``threefry2x32`` on CPU to a rolled loop: four kernels per draw shape, ~60%
+  of a grouped 24-layer transformer's compile time. jinit's unrolled hash
+  (``jinit._threefry``, the same bits) is one kernel of ~12 ms, fused with the sampler's
+  tail; it replaces ``random_bits`` of threefry keys (partitionable counters) and grouped
+  fold-ins. (Drawing every group's bits in one shared hash call compiled slightly
+  less but held the bits of a whole stage: peak memory 1.5x, run 1.15x of this.)
+- XLA folds a predicate computed from an argument that is a constant to it (nnx's Rngs
+  count made inside the outer jit): :meth:`_Context.never` combines several arguments.
 - Loop-invariant code motion hoisted the samplers' counters (``iota``) out of the loop
   into arrays read from memory at every iteration; adding a zero that XLA cannot prove
   keeps them in the body.
@@ -47,6 +55,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax._src import core as jcore
 from jax._src.interpreters import partial_eval as pe
+
+from jinit._threefry import _linear_iota, _threefry2x32, is_supported
 
 # Random primitives that are grouped (one vmapped/mapped call per group).
 RANDOM_PRIMITIVES = frozenset(
@@ -110,6 +120,9 @@ class Options:
     # functions: XLA then folds the constants as in plain jit.
     chain: bool = True
     min_group: int = 2
+    # A draw's jax.random bits (partitionable threefry) and a group's fold_ins are
+    # computed by jinit's unrolled hash instead of jax's rolled loop (see the notes).
+    unrolled_bits: bool = True
 
 
 # ------------------------------------------------------------------------------ analysis
@@ -233,20 +246,45 @@ def flatten(closed: jcore.ClosedJaxpr) -> jcore.ClosedJaxpr:
     return jax.make_jaxpr(lambda *a: run(closed.jaxpr, closed.consts, *a))(*avals)
 
 
-def _bind_varying(eqn: Any, invals: Sequence[Any], zero: Any) -> list[Any]:
-    """Binds ``eqn`` with nested calls inlined and ``zero`` added to every ``iota``."""
+def _bind_varying(eqn: Any, invals: Sequence[Any], zero: Any, unrolled: bool = False) -> list[Any]:
+    """Binds ``eqn`` with nested calls inlined and ``zero`` added to every ``iota``; with
+    ``unrolled``, a ``random_bits`` of a threefry key is jinit's unrolled hash (the same
+    bits: element ``i`` hashes the counter ``(0, i)``, jax's partitionable scheme)."""
+    if (
+        unrolled
+        and eqn.primitive.name == "random_bits"
+        and _unrollable(eqn)
+        and is_supported(invals[0])
+    ):
+        kd = jax.random.key_data(invals[0])
+        lo = _linear_iota(tuple(eqn.params["shape"])) + zero.astype(jnp.uint32)
+        y0, y1 = _threefry2x32(kd[0], kd[1], jnp.zeros_like(lo), lo)
+        return [y0 ^ y1]
     if _is_call(eqn):
         sub = eqn.params["jaxpr"]
         env: dict[Any, Any] = dict(zip(sub.jaxpr.constvars, sub.consts, strict=True))
         env.update(zip(sub.jaxpr.invars, invals, strict=True))
         for e in sub.jaxpr.eqns:
             ins = [v.val if isinstance(v, jcore.Literal) else env[v] for v in e.invars]
-            env.update(zip(e.outvars, _bind_varying(e, ins, zero), strict=True))
+            env.update(zip(e.outvars, _bind_varying(e, ins, zero, unrolled), strict=True))
         return [v.val if isinstance(v, jcore.Literal) else env[v] for v in sub.jaxpr.outvars]
     outs = _bind(eqn, invals)
     if eqn.primitive.name == "iota":
         outs = [outs[0] + zero.astype(outs[0].dtype)]
     return outs
+
+
+def _unrollable(eqn: Any) -> bool:
+    """A ``random_bits`` that jinit's unrolled hash reproduces (partitionable counters;
+    :func:`jinit._threefry.is_supported` checks the key, backend and jax version)."""
+    aval = eqn.invars[0].aval
+    return (
+        eqn.params.get("bit_width") == 32
+        and aval.shape == ()
+        and str(aval.dtype) == "key<fry>"
+        and math.prod(eqn.params["shape"]) < 2**32
+        and bool(jax.config.jax_threefry_partitionable)
+    )
 
 
 def _bind(eqn: Any, invals: Sequence[Any]) -> list[Any]:
@@ -356,8 +394,7 @@ def plan(jaxpr: Any, chain: bool = True, out_keys: Sequence[Any] | None = None) 
             continue
         s = stage[eqn.outvars[0]]
         is_prim = eqn.primitive.name in RANDOM_PRIMITIVES
-        key: list[Any] = [_params_key(eqn)]
-        key += [slot_key(v, is_prim) for v in eqn.invars]
+        parts: list[list[Any]] = [[_params_key(eqn), *(slot_key(v, is_prim) for v in eqn.invars)]]
         eqns = [eqn]
         cur = eqn.outvars[0] if len(eqn.outvars) == 1 else None
         while chain and cur is not None and cur not in outvars and len(consumers.get(cur, ())) == 1:
@@ -376,12 +413,24 @@ def plan(jaxpr: Any, chain: bool = True, out_keys: Sequence[Any] | None = None) 
             )
             if not ok:
                 break
-            key.append(_params_key(nxt))
-            key += [("cur",) if v is cur else slot_key(v, False) for v in nxt.invars]
+            parts.append(
+                [
+                    _params_key(nxt),
+                    *(("cur",) if v is cur else slot_key(v, False) for v in nxt.invars),
+                ]
+            )
             eqns.append(nxt)
-            absorbed.add(id(nxt))
             cur = nxt.outvars[0]
+        # A chain that ends in a reshape (Flax's DenseGeneral draws (256, 256) and reshapes
+        # to (256, 4, 64) or (4, 64, 256)) joins the group of the same draw: the reshape runs
+        # on each member's slice, as a plain equation after the group (a bitcast in XLA).
+        while len(eqns) > 1 and eqns[-1].primitive.name == "reshape" and cur not in annotation:
+            eqns.pop()
+            parts.pop()
+            cur = eqns[-1].outvars[0]
+        absorbed.update(id(e) for e in eqns[1:])
         member = _Member(eqns, [cur] if cur is not None else list(eqn.outvars))
+        key = [x for part in parts for x in part]
         key.append(tuple(annotation.get(v) for v in member.outvars))
         groups.setdefault(s, {}).setdefault(tuple(key), []).append(member)
     return _Plan(
@@ -416,19 +465,27 @@ def evaluate(
         ctx.env[v] = x
     for v, x in zip(jaxpr.invars, args, strict=True):
         ctx.env[v] = x
-    # A run-time value for the index trick (the smallest argument; keys usually).
+    # Run-time values for the index trick: the keys and the smallest arguments. An
+    # argument may still be a constant to XLA (nnx's Rngs count, made inside the outer
+    # jit), so the predicate combines several (see _Context.never).
     runtime = [x for x in args if hasattr(x, "shape") and hasattr(x, "dtype")]
-    if runtime:
-        ctx.runtime = min(runtime, key=lambda x: math.prod(x.shape))
+    runtime = [x for x in runtime if math.prod(x.shape)]
+    keys = [x for x in runtime if jnp.issubdtype(x.dtype, jax.dtypes.prng_key)]
+    ctx.runtime = keys[:4] + sorted(runtime, key=lambda x: math.prod(x.shape))[:4]
     for s in range(p.n_stages + 1):
         for group in p.groups.get(s, ()):
             for chunk in _chunks(group, options.chunk_bytes):
-                if len(chunk) < options.min_group:
-                    for m in chunk:
-                        for eqn in m.eqns:
-                            ctx.bind(eqn)
-                else:
+                if len(chunk) >= options.min_group:
                     _run_chunk(chunk, ctx)
+                    continue
+                for m in chunk:
+                    for eqn in m.eqns:
+                        if options.unrolled_bits:
+                            ins = [ctx.read(v) for v in eqn.invars]
+                            outs = _bind_varying(eqn, ins, jnp.int32(0), unrolled=True)
+                            ctx.env.update(zip(eqn.outvars, outs, strict=True))
+                        else:
+                            ctx.bind(eqn)
         for eqn in p.plain.get(s, ()):
             ctx.bind(eqn)
     return [ctx.read(v) for v in jaxpr.outvars]
@@ -444,7 +501,7 @@ class _Context:
         self.rows: dict[Any, tuple[Any, int]] = {}
         self.max_chunk = 0
         self._indices: tuple[Any, ...] | None = None
-        self.runtime: Any = None
+        self.runtime: list[Any] = []
 
     def read(self, v: Any) -> Any:
         return v.val if isinstance(v, jcore.Literal) else self.env[v]
@@ -456,17 +513,19 @@ class _Context:
 
     def never(self, source: Any = None) -> Any:
         """A predicate that is always false but that XLA cannot fold: ``x != x and x == x``
-        for a float ``x`` read from a run-time value."""
-        if self.runtime is not None and math.prod(self.runtime.shape):
-            source = self.runtime
-        if source is None:
-            return jnp.bool_(False)
-        x = source.reshape(-1)[0] if source.ndim else source
-        if jnp.issubdtype(x.dtype, jax.dtypes.prng_key):
-            x = jax.random.key_data(x).reshape(-1)[0]
-        f = x.real if jnp.iscomplexobj(x) else x
-        f = f.astype(jnp.float32)
-        return jnp.logical_and(f != f, f == f)
+        for a float ``x`` read from a run-time value, or-ed over several such values (one
+        that XLA sees as a constant folds to false and leaves the others)."""
+        sources = self.runtime or ([source] if source is not None else [])
+        out = None
+        for src in sources:
+            x = src.reshape(-1)[0] if src.ndim else src
+            if jnp.issubdtype(x.dtype, jax.dtypes.prng_key):
+                x = jax.random.key_data(x).reshape(-1)[0]
+            f = x.real if jnp.iscomplexobj(x) else x
+            f = f.astype(jnp.float32)
+            p = jnp.logical_and(f != f, f == f)
+            out = p if out is None else jnp.logical_or(out, p)
+        return jnp.bool_(False) if out is None else out
 
     def indices(self, source: Any) -> tuple[Any, ...]:
         """Row indices 0..max_chunk-1 as run-time scalars (one buffer each).
@@ -534,25 +593,54 @@ def _stack(vs: Sequence[Any], ctx: _Context) -> Any:
     return jnp.stack([ctx.read(v) for v in vs])
 
 
-def _run_chunk(chunk: list[_Member], ctx: _Context) -> None:
+def _slots(chunk: list[_Member]) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+    """The operand slots of a chunk's members, (equation index in the chain, operand
+    index), the chain value excepted: those that are the same for every member, and
+    those that differ (stacked)."""
     first = chunk[0]
-    # Operand slots: (equation index in the chain, operand index), except the chain value.
-    slots: list[tuple[int, int]] = []
+    shared: list[tuple[int, int]] = []
+    stacked: list[tuple[int, int]] = []
     for i, eqn in enumerate(first.eqns):
         prev = first.eqns[i - 1].outvars[0] if i else None
         for j, v in enumerate(eqn.invars):
             if i and v is prev:
                 continue
-            slots.append((i, j))
-    shared: dict[tuple[int, int], Any] = {}
-    stacked_slots: list[tuple[int, int]] = []
-    for i, j in slots:
-        v0 = first.eqns[i].invars[j]
-        if all(_same(m.eqns[i].invars[j], v0) for m in chunk[1:]):
-            shared[(i, j)] = ctx.read(v0)
-        else:
-            stacked_slots.append((i, j))
+            same = all(_same(m.eqns[i].invars[j], v) for m in chunk[1:])
+            (shared if same else stacked).append((i, j))
+    return shared, stacked
+
+
+def _fold_in_unrolled(chunk: list[_Member], ctx: _Context) -> Any:
+    """A group of ``fold_in(key, data)`` of threefry keys with ``uint32`` data, as jinit's
+    unrolled hash: jax computes ``threefry2x32(key, (0, data))`` (``threefry_seed`` of a
+    32-bit value has a zero high word) and the two output words are the new key. One
+    straight-line kernel instead of jax's rolled loop (three kernels). None if the group
+    is anything else."""
+    first = chunk[0]
+    eqn = first.eqns[0]
+    if len(first.eqns) != 1 or eqn.primitive.name != "random_fold_in":
+        return None
+    key, data = eqn.invars
+    if (
+        key.aval.shape != ()
+        or str(key.aval.dtype) != "key<fry>"
+        or data.aval.shape != ()
+        or data.aval.dtype != np.uint32
+        or not is_supported(ctx.read(key))
+    ):
+        return None
+    keys = jax.random.key_data(_stack([m.eqns[0].invars[0] for m in chunk], ctx))
+    counts = _stack([m.eqns[0].invars[1] for m in chunk], ctx).astype(jnp.uint32)
+    y0, y1 = _threefry2x32(keys[:, 0], keys[:, 1], jnp.zeros_like(counts), counts)
+    return jax.random.wrap_key_data(jnp.stack([y0, y1], axis=-1), impl="threefry2x32")
+
+
+def _run_chunk(chunk: list[_Member], ctx: _Context) -> None:
+    first = chunk[0]
+    shared_slots, stacked_slots = _slots(chunk)
+    shared = {slot: ctx.read(first.eqns[slot[0]].invars[slot[1]]) for slot in shared_slots}
     stacked = [_stack([m.eqns[i].invars[j] for m in chunk], ctx) for i, j in stacked_slots]
+    unrolled = ctx.options.unrolled_bits
 
     def body(xs: Sequence[Any], zero: Any = None) -> list[Any]:
         vals = dict(shared)
@@ -560,17 +648,20 @@ def _run_chunk(chunk: list[_Member], ctx: _Context) -> None:
         cur: list[Any] = []
         for i, eqn in enumerate(first.eqns):
             ins = [vals[(i, j)] if (i, j) in vals else cur[0] for j in range(len(eqn.invars))]
-            cur = _bind(eqn, ins) if zero is None else _bind_varying(eqn, ins, zero)
+            cur = _bind(eqn, ins) if zero is None else _bind_varying(eqn, ins, zero, unrolled)
         return cur
 
-    if not stacked_slots:  # identical computations on identical inputs: compute once
+    if not stacked:  # identical computations on identical inputs: compute once
         outs = body([])
         for m in chunk:
             for v, y in zip(m.outvars, outs, strict=True):
                 ctx.env[v] = y
         return
     small = _member_bytes(first) <= ctx.options.vmap_bytes
-    if ctx.options.method == "vmap" or small:
+    folded = _fold_in_unrolled(chunk, ctx) if unrolled else None
+    if folded is not None:
+        outs = [folded]
+    elif ctx.options.method == "vmap" or small:
         outs = jax.vmap(body)(stacked)
     else:
 
@@ -580,15 +671,12 @@ def _run_chunk(chunk: list[_Member], ctx: _Context) -> None:
             # inside the loop body, computed in registers, as in plain jit. Hoisted, they
             # become arrays read from memory every iteration (2x slower for jinit's).
             zero = jax.lax.optimization_barrier(i) - i
-            # The cond keeps the draw out of the loop's in-place update: XLA:CPU runs a
-            # fused dynamic-update-slice on one thread, the draw alone on all cores.
-            return jax.lax.cond(
-                never,
-                lambda: [jnp.zeros(v.aval.shape, v.aval.dtype) for v in first.outvars],
-                lambda: body(xs, zero),
-            )
+            # The barrier keeps the draw out of the loop's in-place update: XLA:CPU runs a
+            # fused dynamic-update-slice on one thread, the draw alone on all cores. (A
+            # ``lax.cond`` on a never-true predicate did the same at the price of a zeros
+            # kernel per draw shape: 45 of ResNet-50's 192 kernels.)
+            return jax.lax.optimization_barrier(body(xs, zero))
 
-        never = ctx.never()
         outs = jax.lax.map(step, (stacked, jnp.arange(len(chunk), dtype=jnp.int32)))
     idx = ctx.indices(outs[0])
     for k, m in enumerate(chunk):
