@@ -45,7 +45,16 @@ import jaxlib
 import numpy as np
 from jax import lax
 
-__all__ = ["is_supported", "normal", "random_bits", "truncated_normal", "uniform"]
+__all__ = [
+    "is_supported",
+    "linear_iota",
+    "normal",
+    "partitionable",
+    "random_bits",
+    "threefry2x32",
+    "truncated_normal",
+    "uniform",
+]
 
 # Rotation constants of Threefry-2x32 (Salmon et al. 2011, table 4), in two groups of four
 # rounds that alternate, and the key-schedule parity constant.
@@ -68,7 +77,7 @@ def _u32(x: int) -> np.uint32:
     return np.uint32(x)
 
 
-def _threefry2x32(
+def threefry2x32(
     k0: jax.Array, k1: jax.Array, x0: jax.Array, x1: jax.Array
 ) -> tuple[jax.Array, jax.Array]:
     """Threefry-2x32 with 20 rounds, unrolled (Salmon et al. 2011).
@@ -95,7 +104,7 @@ def _threefry2x32(
     return x0, x1
 
 
-def _linear_iota(shape: tuple[int, ...]) -> jax.Array:
+def linear_iota(shape: tuple[int, ...]) -> jax.Array:
     """Row-major linear index of every element, modulo 2**32, built from broadcasted iotas.
 
     Written as ``sum_d iota_d * stride_d`` (as jax does) rather than ``iota(size).reshape``
@@ -119,8 +128,8 @@ def _linear_iota(shape: tuple[int, ...]) -> jax.Array:
 
 def _bits_partitionable(kd: jax.Array, shape: tuple[int, ...], bit_width: int) -> jax.Array:
     # Counter of element i is the 64-bit value i: high word 0 (size < 2**32), low word i.
-    lo = _linear_iota(shape)
-    y0, y1 = _threefry2x32(kd[0], kd[1], jnp.zeros_like(lo), lo)
+    lo = linear_iota(shape)
+    y0, y1 = threefry2x32(kd[0], kd[1], jnp.zeros_like(lo), lo)
     dtype = _UINT_DTYPES[bit_width]
     if bit_width == 64:
         return lax.shift_left(y0.astype(dtype), dtype(32)) | y1.astype(dtype)
@@ -141,7 +150,7 @@ def _bits_original(kd: jax.Array, shape: tuple[int, ...], bit_width: int) -> jax
     x1 = x0 + _u32(half)
     if n_words % 2:
         x1 = jnp.where(x0 == _u32(half - 1), _u32(0), x1)
-    y0, y1 = _threefry2x32(kd[0], kd[1], x0, x1)
+    y0, y1 = threefry2x32(kd[0], kd[1], x0, x1)
     words = jnp.concatenate([y0, y1])[:n_words]
     if bit_width == 64:
         return lax.shift_left(y0.astype(dtype), dtype(32)).reshape(shape) | y1.astype(
@@ -229,6 +238,11 @@ def _truncated_normal_jit(kd, lower, upper, *, shape, dtype, partitionable):
 
 
 # ---------------------------------------------------------------------------- the guard
+
+
+def partitionable() -> bool:
+    """Whether jax draws with the partitionable counter scheme (``jax_threefry_partitionable``)."""
+    return bool(_CONFIG.jax_threefry_partitionable)
 
 
 def _config_state() -> tuple[Any, ...]:

@@ -56,7 +56,7 @@ import numpy as np
 from jax._src import core as jcore
 from jax._src.interpreters import partial_eval as pe
 
-from jinit._threefry import _linear_iota, _threefry2x32, is_supported
+from jinit._threefry import is_supported, linear_iota, partitionable, threefry2x32
 
 # Random primitives that are grouped (one vmapped/mapped call per group).
 RANDOM_PRIMITIVES = frozenset(
@@ -257,8 +257,8 @@ def _bind_varying(eqn: Any, invals: Sequence[Any], zero: Any, unrolled: bool = F
         and is_supported(invals[0])
     ):
         kd = jax.random.key_data(invals[0])
-        lo = _linear_iota(tuple(eqn.params["shape"])) + zero.astype(jnp.uint32)
-        y0, y1 = _threefry2x32(kd[0], kd[1], jnp.zeros_like(lo), lo)
+        lo = linear_iota(tuple(eqn.params["shape"])) + zero.astype(jnp.uint32)
+        y0, y1 = threefry2x32(kd[0], kd[1], jnp.zeros_like(lo), lo)
         return [y0 ^ y1]
     if _is_call(eqn):
         sub = eqn.params["jaxpr"]
@@ -283,7 +283,7 @@ def _unrollable(eqn: Any) -> bool:
         and aval.shape == ()
         and str(aval.dtype) == "key<fry>"
         and math.prod(eqn.params["shape"]) < 2**32
-        and bool(jax.config.jax_threefry_partitionable)
+        and partitionable()
     )
 
 
@@ -631,7 +631,7 @@ def _fold_in_unrolled(chunk: list[_Member], ctx: _Context) -> Any:
         return None
     keys = jax.random.key_data(_stack([m.eqns[0].invars[0] for m in chunk], ctx))
     counts = _stack([m.eqns[0].invars[1] for m in chunk], ctx).astype(jnp.uint32)
-    y0, y1 = _threefry2x32(keys[:, 0], keys[:, 1], jnp.zeros_like(counts), counts)
+    y0, y1 = threefry2x32(keys[:, 0], keys[:, 1], jnp.zeros_like(counts), counts)
     return jax.random.wrap_key_data(jnp.stack([y0, y1], axis=-1), impl="threefry2x32")
 
 
