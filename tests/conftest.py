@@ -1,4 +1,4 @@
-"""Shared pytest fixtures, the two test tiers, and grouping for parallel runs.
+"""Shared pytest fixtures, the two test tiers, parallel runs and the compilation cache.
 
 Tiers. ``make test-fast`` (``pytest -m "not slow"``) is the inner loop: the catalog and the
 model tools. ``make test`` and CI run everything. The slow tier is
@@ -18,11 +18,12 @@ Every public initializer is still called in the fast tier: the moments, eval_sha
 and complex-refusal tests run on the whole catalog, and tests/test_fuzz.py fuzzes every public
 factory.
 
-Parallel runs. The Makefile runs pytest with pytest-xdist (``-n auto --dist loadgroup``). A
-test that uses a module-scoped fixture (a README run, an 8-device subprocess, a trained study)
-is put in one ``xdist_group`` with the other tests of its file that use one, so the fixture
-is built once, not once per worker. Nothing else is shared between tests: outputs go to
-``tmp_path``, notebooks write to ``tempfile`` folders, and the compile counts are per process.
+Parallel runs. The Makefile runs pytest with pytest-xdist (``-n auto --dist loadfile``): each
+file's tests run on one worker, so a module-scoped fixture (a README run, an 8-device
+subprocess, a trained study) is built once, not once per worker. (``--dist loadgroup`` with
+``xdist_group`` marks would be finer, but pytest-xdist 3.8 does not group under pytest 9.2:
+pytest-xdist issue #1386.) Nothing else is shared between tests: outputs go to ``tmp_path``,
+notebooks write to ``tempfile`` folders, and the compile counts are per process.
 
 Compilation cache. The test processes keep jax's compiled programs in ``.pytest_cache/jax``
 (git-ignored; ``make clean`` removes it): the workers of one run share it, and a second run of
@@ -65,13 +66,6 @@ def _is_slow(item: pytest.Item) -> bool:
     return path.suffix == ".py" and "train" in path.parts and "jinit" in path.parts  # doctests
 
 
-def _uses_module_fixture(item: pytest.Item) -> bool:
-    info = getattr(item, "_fixtureinfo", None)  # None for doctests
-    return info is not None and any(
-        defs and defs[-1].scope == "module" for defs in info.name2fixturedefs.values()
-    )
-
-
 def _persistent_compilation_cache(config) -> None:
     """Most of the suite's time is XLA compiling small programs: keep the compiled programs
     in a git-ignored folder of the checkout, shared by the xdist workers and by later runs.
@@ -86,17 +80,14 @@ def _persistent_compilation_cache(config) -> None:
 
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "xdist_group(name): run on one pytest-xdist worker")
     _persistent_compilation_cache(config)
 
 
 def pytest_collection_modifyitems(config, items):
-    """Marks the slow tier and the xdist groups (see the module docstring)."""
+    """Marks the slow tier (see the module docstring)."""
     for item in items:
         if _is_slow(item):
             item.add_marker(pytest.mark.slow)
-        if _uses_module_fixture(item):  # built once, on one worker (see the docstring)
-            item.add_marker(pytest.mark.xdist_group(pathlib.Path(str(item.path)).name))
 
 
 @pytest.fixture
