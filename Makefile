@@ -2,10 +2,13 @@
 #   make demo   - the main job: the default convergence study (jinit compare)
 #   make test   - lint (ruff check, ruff format --check, mypy) and the whole pytest suite
 # Inner loop: make test-fast (pytest -m "not slow": the catalog and the model tools).
+# Both run pytest on one process per core (pytest-xdist, at most 4); WORKERS=0 runs serially.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+WORKERS ?= auto
+PYTEST := $(BIN)/python -m pytest -q -n $(WORKERS) --maxprocesses 4 --dist loadfile
 
 .PHONY: demo test test-fast lint format bench tour clean
 
@@ -22,10 +25,10 @@ tour: $(STAMP)
 	$(BIN)/jinit tour
 
 test: $(STAMP) lint
-	$(BIN)/python -m pytest -q
+	$(PYTEST)
 
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(PYTEST) -m "not slow"
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -40,4 +43,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
 
 clean:
-	rm -rf $(VENV) runs
+	rm -rf $(VENV) runs .pytest_cache

@@ -4,6 +4,14 @@ Each entry names an initializer, builds it with jinit and (where jax has the sam
 initializer) with jax.nn.initializers, and gives the closed-form moments of its
 distribution for a weight shape, so one table drives parity, statistics, determinism,
 dtype and bad-input tests.
+
+Two tiers (see tests/conftest.py): the per-entry tests that compile a program of their own
+for every entry (jit and vmap of the entry, jax's reference values, 16-bit and complex
+dtypes) take their cases from ``tiered(...)``, which runs the entries in ``FAST`` (one per
+family and per sampler, checked by tests/test_protocol.py) in the fast tier and the rest of
+the catalog in the slow tier only. The cheap per-entry tests (moments against the closed form,
+eval_shape, empty shapes, complex refusals) and the fuzzing of every public factory run on
+every entry in both tiers.
 """
 
 from __future__ import annotations
@@ -13,6 +21,7 @@ import math
 from collections.abc import Callable
 
 import jax
+import pytest
 import scipy.stats
 
 import jinit
@@ -292,3 +301,48 @@ JAX_PARITY = CONSTANTS + SIMPLE + VARIANCE_SCALING + PRESETS + ORTHOGONAL
 ALL = JAX_PARITY + EXTENSIONS + TORCH + KERAS
 RANDOM = [e for e in ALL if e.random]
 WITH_MOMENTS = [e for e in ALL if e.moments is not None]
+
+# One entry per family above and per sampler of jinit._samplers (both checked by
+# tests/test_protocol.py): the fast tier's cases for the expensive per-entry tests. The
+# exact-tail truncated normal (torch.trunc_normal) compiles for ~3 s per shape and dtype; the
+# fast tier checks it in tests/test_statistics.py (far tails against scipy, bounds in four
+# dtypes) instead.
+FAST = frozenset(
+    {
+        "constant",
+        "uniform",
+        "normal",
+        "truncated_normal_asym",
+        "variance_scaling_fan_avg_truncated_normal",  # + the complex truncated normal
+        "variance_scaling_fan_in_normal",
+        "variance_scaling_batch",  # + the complex uniform
+        "variance_scaling_axes",
+        "glorot_uniform",
+        "orthogonal_scaled_col0",
+        "delta_orthogonal",
+        "orthogonal_batch",
+        "identity",
+        "dirac",
+        "sparse",
+        "torch.kaiming_normal_fan_out",
+        "torch.bias_default",
+        "keras.variance_scaling_untruncated",
+    }
+)
+FAMILIES = {
+    "constants": CONSTANTS,
+    "simple": SIMPLE,
+    "variance_scaling": VARIANCE_SCALING,
+    "presets": PRESETS,
+    "orthogonal": ORTHOGONAL,
+    "extensions": EXTENSIONS,
+    "torch": TORCH,
+    "keras": KERAS,
+}
+
+
+def tiered(entries: list[Entry]) -> list:
+    """pytest cases for ``entries``: those outside ``FAST`` are marked slow."""
+    return [
+        pytest.param(e, id=e.id, marks=() if e.id in FAST else pytest.mark.slow) for e in entries
+    ]

@@ -171,7 +171,14 @@ PARITY = {
 PARITY_SHAPES = st.sampled_from([(4, 3), (3, 3, 2, 4), (2, 3, 4), 6])
 
 
-@pytest.mark.parametrize("name", sorted(PARITY))
+# Fast tier: one factory per jax sampler (the rest share them); all of them in the slow tier.
+PARITY_FAST = {"constant", "truncated_normal", "variance_scaling", "orthogonal"}
+
+
+@pytest.mark.parametrize(
+    "name",
+    [pytest.param(n, marks=() if n in PARITY_FAST else pytest.mark.slow) for n in sorted(PARITY)],
+)
 @FUZZ
 @given(data=st.data(), shape=PARITY_SHAPES, seed=st.integers(0, 2**31 - 1))
 def test_valid_arguments_give_jax_values(name, data, shape, seed):

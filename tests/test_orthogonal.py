@@ -32,20 +32,33 @@ def _assert_orthogonal(w, scale=1.0, atol=1e-5, **kw):
         np.testing.assert_allclose(gram, np.eye(gram.shape[0]), atol=atol)
 
 
-@pytest.mark.parametrize("method", METHODS)
+_LAYOUTS = [
+    ((32, 32), {}),
+    ((64, 16), {}),
+    ((16, 64), {}),
+    ((3, 3, 8, 16), {}),
+    ((16, 3, 3, 8), {"column_axis": 0}),
+    ((4, 32, 16), {"batch_axis": 0}),
+    ((8, 16, 2, 3), {"batch_axis": (2, 3), "column_axis": 1}),
+]
+# Fast tier: every layout with the default method, every method on a wide matrix and a
+# stack (a compile each); the full grid in the slow tier.
+_FAST_CASES = {(i, "auto") for i in range(len(_LAYOUTS))} | {
+    (i, m) for i in (2, 5) for m in METHODS
+}
+
+
 @pytest.mark.parametrize(
-    "shape,kw",
+    "shape,kw,method",
     [
-        ((32, 32), {}),
-        ((64, 16), {}),
-        ((16, 64), {}),
-        ((3, 3, 8, 16), {}),
-        ((16, 3, 3, 8), {"column_axis": 0}),
-        ((4, 32, 16), {"batch_axis": 0}),
-        ((8, 16, 2, 3), {"batch_axis": (2, 3), "column_axis": 1}),
+        pytest.param(
+            shape, kw, method, marks=() if (i, method) in _FAST_CASES else pytest.mark.slow
+        )
+        for i, (shape, kw) in enumerate(_LAYOUTS)
+        for method in METHODS
     ],
 )
-def test_outputs_are_orthogonal(method, shape, kw):
+def test_outputs_are_orthogonal(shape, kw, method):
     init = jinit.orthogonal(1.5, method=method, **kw)
     w = init(KEY, shape)
     assert w.shape == shape

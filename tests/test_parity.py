@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import jinit
-from tests.catalog import JAX_PARITY, J
+from tests.catalog import JAX_PARITY, J, tiered
 
 KEYS = {"typed": jax.random.key(7), "raw": jax.random.PRNGKey(7)}
 
@@ -27,7 +27,7 @@ def _jax_values(entry, key, shape, dtype):
     return entry.jax_make()(key, shape, dtype)
 
 
-@pytest.mark.parametrize("entry", JAX_PARITY, ids=str)
+@pytest.mark.parametrize("entry", tiered(JAX_PARITY))
 def test_same_values_as_jax(entry):
     key = KEYS["typed"]
     for shape in entry.shapes:
@@ -68,7 +68,7 @@ def test_representatives_cover_every_sampler():
     assert len(REPRESENTATIVES) == 9
 
 
-@pytest.mark.parametrize("entry", JAX_PARITY, ids=str)
+@pytest.mark.parametrize("entry", tiered(JAX_PARITY))
 def test_same_values_as_jax_under_jit(entry):
     shape = entry.shapes[0]
     ours = jax.jit(lambda k: entry.make()(k, shape))(KEYS["typed"])
@@ -227,7 +227,28 @@ def _sweep(name, shapes, dtypes):
             )
 
 
-@pytest.mark.parametrize("name", sorted(_SWEEP_FACTORIES))
+# Fast tier: the cases of the old refusals (constants, array hyperparameters) and one per
+# sampler family; every factory in the slow tier.
+_SWEEP_FAST = {
+    "zeros",
+    "ones",
+    "constant",
+    "constant_2**31",
+    "delta_orthogonal",
+    "normal_array",
+    "truncated_normal_array_bounds",
+    "he_normal",
+    "orthogonal_negative",
+}
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param(n, marks=() if n in _SWEEP_FAST else pytest.mark.slow)
+        for n in sorted(_SWEEP_FACTORIES)
+    ],
+)
 def test_every_call_jax_accepts_jinit_accepts_with_the_same_values(name):
     """Int shapes, jax int arrays, rank 34; int dtypes (more in the slow sweep). Old code
     refused int shapes, int dtypes for zeros/ones/constant, array bounds, ranks above 32

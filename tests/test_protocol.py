@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import jinit
-from tests.catalog import ALL, RANDOM
+from tests.catalog import ALL, FAMILIES, FAST, RANDOM, tiered
 from tests.conftest import count_compiles
 
 pytestmark = pytest.mark.usefixtures("strict_promotion")
@@ -19,7 +19,7 @@ pytestmark = pytest.mark.usefixtures("strict_promotion")
 ULP_TOLERANT = {"torch.trunc_normal"}
 
 
-@pytest.mark.parametrize("entry", ALL, ids=str)
+@pytest.mark.parametrize("entry", tiered(ALL))
 def test_eager_jit_vmap_agree(entry):
     shape = entry.shapes[0]
     init = entry.make()
@@ -37,7 +37,7 @@ def test_eager_jit_vmap_agree(entry):
         assert not np.array_equal(vmapped[0], vmapped[1]), "different keys, same values"
 
 
-@pytest.mark.parametrize("entry", ALL, ids=str)
+@pytest.mark.parametrize("entry", tiered(ALL))
 def test_same_key_same_values_and_typed_equals_raw(entry):
     shape = entry.shapes[-1]
     init = entry.make()
@@ -64,7 +64,7 @@ def test_zero_size_shapes_return_empty_arrays(entry):
         assert out.shape == shape and out.size == 0
 
 
-@pytest.mark.parametrize("entry", [e for e in ALL if e.complex_ok], ids=str)
+@pytest.mark.parametrize("entry", tiered([e for e in ALL if e.complex_ok]))
 def test_complex_dtypes(entry):
     out = entry.make()(jax.random.key(0), entry.shapes[0], jnp.complex64)
     assert out.dtype == jnp.complex64 and out.shape == entry.shapes[0]
@@ -77,7 +77,7 @@ def test_real_only_initializers_refuse_complex(entry):
         entry.make()(jax.random.key(0), entry.shapes[0], jnp.complex64)
 
 
-@pytest.mark.parametrize("entry", RANDOM, ids=str)
+@pytest.mark.parametrize("entry", tiered(RANDOM))
 def test_dtypes_are_respected_and_finite(entry):
     for dtype in (jnp.float16, jnp.bfloat16):  # float32 everywhere else
         out = entry.make()(jax.random.key(1), entry.shapes[-1], dtype)
@@ -286,3 +286,50 @@ def test_public_factories_are_annotated_and_found_by_get():
                 assert f"{prefix}{name}" in names, name
     for name in ("zeros", "he_normal", "identity", "sparse", "uniform_unit_scaling"):
         assert name in names
+
+
+def _samplers_reached(entries, monkeypatch) -> set[str]:
+    """The jitted samplers of jinit._samplers that the entries call (traced, not compiled),
+    for real and, where allowed, complex weights."""
+    from jinit import _samplers
+
+    reached: set[str] = set()
+    depth = [0]
+
+    def recording(name, fn):
+        def call(*args, **kwargs):
+            if depth[0] == 0:  # the sampler the initializer calls, not its helpers
+                reached.add(name)
+            depth[0] += 1
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                depth[0] -= 1
+
+        return call
+
+    for name, fn in vars(_samplers).items():
+        if callable(fn) and hasattr(fn, "lower"):  # jax.jit-wrapped
+            monkeypatch.setattr(_samplers, name, recording(name, fn))
+    for entry in entries:
+        for dtype in (jnp.float32, jnp.complex64) if entry.complex_ok else (jnp.float32,):
+            shape = entry.shapes[0]
+            jax.eval_shape(
+                lambda k, e=entry, s=shape, d=dtype: e.make()(k, s, d), jax.random.key(0)
+            )
+    monkeypatch.undo()
+    return reached
+
+
+def test_fast_tier_cases_cover_every_family_and_sampler(monkeypatch):
+    """The fast tier runs the expensive per-entry tests on catalog.FAST only: an entry of every
+    family, and every sampler the whole catalog reaches (the exact-tail truncated normal is
+    checked in the fast tier by tests/test_statistics.py instead: see catalog.FAST)."""
+    ids = {e.id for e in ALL}
+    assert FAST <= ids, FAST - ids
+    for family, entries in FAMILIES.items():
+        assert FAST & {e.id for e in entries}, f"no fast entry for {family}"
+    everything = _samplers_reached(ALL, monkeypatch)
+    fast = _samplers_reached([e for e in ALL if e.id in FAST], monkeypatch)
+    assert "normal" in fast and "orthogonal" in fast  # the recording works
+    assert everything - fast == {"tail_truncated_normal_scaled"}

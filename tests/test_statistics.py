@@ -13,7 +13,7 @@ import pytest
 import scipy.stats
 
 import jinit
-from tests.catalog import WITH_MOMENTS, Entry
+from tests.catalog import WITH_MOMENTS, Entry, tiered
 
 pytestmark = pytest.mark.usefixtures("strict_promotion")
 
@@ -44,7 +44,7 @@ def test_moments_match_formula(entry):
         assert np.abs(w).max() <= entry.bound(shape), entry.id
 
 
-@pytest.mark.parametrize("entry", [e for e in WITH_MOMENTS if e.complex_ok], ids=str)
+@pytest.mark.parametrize("entry", tiered([e for e in WITH_MOMENTS if e.complex_ok]))
 def test_complex_power_matches_formula(entry):
     """Complex weights: E|w - mean|^2 equals the real variance formula."""
     shape = _big_shape(entry)
