@@ -493,3 +493,46 @@ def test_preinit_limits_blas_to_one_thread_and_restores_it(monkeypatch):
     with _lsuv._one_blas_thread():
         assert [get() for get, _ in setters] == [1] * len(setters)
     assert [get() for get, _ in setters] == before
+
+
+class _Tied(nn.Module):
+    """A tied embedding (lm1b's ``logits_via_embedding``) with a layer after ``attend``."""
+
+    @nn.compact
+    def __call__(self, ids):
+        emb = nn.Embed(10, 16, embedding_init=nn.initializers.normal(3.0), name="emb")
+        h = jnp.tanh(nn.Dense(16, name="fc")(emb(ids)))
+        return nn.Dense(4, name="head")(emb.attend(h))
+
+
+@pytest.mark.parametrize("api", ["linen", "nnx"])
+def test_lsuv_tied_embedding_attend_uses_the_final_table(api):
+    """``Embed.attend`` after the embedding's first call sees the rescaled table in the
+    pass, so the layer after it is judged on what the final model feeds it."""
+    ids = jax.random.randint(jax.random.key(0), (64,), 0, 10)
+    if api == "linen":
+        variables = _linen_init(_Tied(), ids)
+        variables["params"]["emb"]["embedding"] *= 3.0
+        new, report = jinit.lsuv_linen(_Tied(), variables, ids, tol=0.01)
+        p = new["params"]
+        table, fc, head = p["emb"]["embedding"], p["fc"], p["head"]
+    else:
+
+        class Tied(nnx.Module):
+            def __init__(self, rngs):
+                self.emb = nnx.Embed(10, 16, embedding_init=nnx.initializers.normal(3.0), rngs=rngs)
+                self.fc = nnx.Linear(16, 16, **FAST, rngs=rngs)
+                self.head = nnx.Linear(10, 4, **FAST, rngs=rngs)
+
+            def __call__(self, ids):
+                return self.head(self.emb.attend(jnp.tanh(self.fc(self.emb(ids)))))
+
+        model = Tied(nnx.Rngs(0))
+        report = jinit.lsuv(model, ids, tol=0.01)
+        table = model.emb.embedding[...]
+        fc = {"kernel": model.fc.kernel[...], "bias": model.fc.bias[...]}
+        head = {"kernel": model.head.kernel[...], "bias": model.head.bias[...]}
+    assert [r.path for r in report] == ["emb", "fc", "head"] and report.converged, str(report)
+    h = jnp.tanh(table[ids] @ fc["kernel"] + fc["bias"])
+    y = (h @ table.T) @ head["kernel"] + head["bias"]
+    np.testing.assert_allclose(report[2].variance, float(jnp.var(y)), rtol=1e-4)

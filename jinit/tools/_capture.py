@@ -29,7 +29,9 @@ Scoping: nothing is patched process-wide.
   are not recorded; the layer is reported as skipped.
 
 A layer called several times (weight sharing) is recorded at its first call. A
-``rescale`` hook (LSUV) may replace the output of every call of a recorded layer;
+``rescale`` hook (LSUV) may replace the output of every call of a recorded layer (and,
+in linen, of a recorded ``Embed``'s ``attend`` after its first call; nnx rescales the
+table itself);
 :func:`bias_term` gives the part of a layer's output its bias adds (each recorded type is
 linear in its kernel plus that term).
 """
@@ -479,6 +481,19 @@ def record_linen(
         out = next_fun(*args, **kwargs)
         mod = context.module
         if context.method_name != "__call__":
+            # a tied embedding's ``attend`` (linear in the table, no bias) after the
+            # table's first call: rescaled like its later calls (before it: the scale is
+            # not known yet, and the output is left as is)
+            if (
+                rescale is not None
+                and context.method_name == "attend"
+                and isinstance(mod, nn.Embed)
+                and isinstance(mod, types)
+                and tracers.current_trace() == base
+            ):
+                p = path_str(tuple(mod.path))
+                if p in seen:
+                    return rescale(p, mod, _first_arg(args, kwargs), out, kwargs, False)
             return out
         p = path_str(tuple(mod.path))
         if calls is not None:
