@@ -536,3 +536,29 @@ def test_lsuv_tied_embedding_attend_uses_the_final_table(api):
     h = jnp.tanh(table[ids] @ fc["kernel"] + fc["bias"])
     y = (h @ table.T) @ head["kernel"] + head["bias"]
     np.testing.assert_allclose(report[2].variance, float(jnp.var(y)), rtol=1e-4)
+
+
+def test_lsuv_and_diagnose_layer_called_inside_jax_vmap(x_mlp):
+    """An nnx layer called only inside a plain ``jax.vmap`` (its values cannot leave the
+    transform) is skipped, not a crash; the layers outside it are processed."""
+
+    class PerStep(nnx.Module):
+        def __init__(self, rngs):
+            self.fc = nnx.Linear(12, 16, **FAST, rngs=rngs)
+            self.out = nnx.Linear(16, 4, **FAST, rngs=rngs)
+
+        def __call__(self, x):
+            h = jax.vmap(lambda t: jnp.tanh(self.fc(t)), in_axes=1, out_axes=1)(x)
+            return self.out(h)
+
+    x = x_mlp.reshape(-1, 4, 12) * 3.0
+    model = PerStep(nnx.Rngs(0))
+    report = jinit.lsuv(model, x, tol=0.01)
+    assert [r.path for r in report] == ["out"] and report.converged, str(report)
+    assert [s.path for s in report.skipped] == ["fc"] and "jax.vmap" in report.skipped[0].reason
+    y = jnp.tanh(x @ model.fc.kernel[...] + model.fc.bias[...]) @ model.out.kernel[...]
+    np.testing.assert_allclose(
+        report[0].variance, float(jnp.var(y + model.out.bias[...])), rtol=1e-4
+    )
+    diagnosis = jinit.diagnose(model, x)
+    assert [layer.path for layer in diagnosis.layers] == ["out"]

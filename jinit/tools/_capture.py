@@ -259,8 +259,15 @@ def _perturbed(y: Any, perturb: Mapping[str, Any] | None, path: str) -> Any:
 Rescale = Callable[[str, Any, Any, Any, Mapping[str, Any], bool], Any]
 
 
+def _current_trace() -> Any:
+    from flax.core import tracers
+
+    return tracers.current_trace()
+
+
 class _Frame:
     def __init__(self, perturb: Mapping[str, Any] | None, rescale: Rescale | None = None):
+        self.base = _current_trace()  # calls under another trace (jax.vmap...): not recorded
         self.records: list[Record] = []
         self.perturb = perturb
         self.rescale = rescale
@@ -282,8 +289,14 @@ _subclasses: dict[type, type] = {}
 def _recording_call(self, *args, **kwargs):
     original = type(self)._jinit_original
     entry = _active.get(id(self))
-    if entry is None or entry.module is not self or entry.busy:
-        # another copy (e.g. made by an nnx transform inside the forward pass): no record
+    if (
+        entry is None
+        or entry.module is not self
+        or entry.busy
+        or _current_trace() != entry.frame.base
+    ):
+        # another copy (e.g. made by an nnx transform inside the forward pass), or a call
+        # inside a jax transform (jax.vmap...), whose values cannot leave it: no record
         return original.__call__(self, *args, **kwargs)
     entry.busy = True
     try:
@@ -573,7 +586,8 @@ def skip_reason(kind: str, *, recordable: bool, lifted: bool = False) -> str:
     if recordable:
         return (
             "not called through __call__ by the forward pass (not called at all, called "
-            "only inside a transform such as nnx.scan / nnx.vmap / nnx.remat, or only "
+            "only inside a transform such as nnx.scan / nnx.vmap / nnx.remat / jax.vmap, or "
+            "only "
             "through another method such as Embed.attend)"
         )
     if "Norm" in kind:
