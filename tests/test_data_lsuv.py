@@ -562,3 +562,25 @@ def test_lsuv_and_diagnose_layer_called_inside_jax_vmap(x_mlp):
     )
     diagnosis = jinit.diagnose(model, x)
     assert [layer.path for layer in diagnosis.layers] == ["out"]
+
+
+def test_lsuv_nnx_layers_sharing_one_kernel(x_mlp):
+    """Two nnx layers holding the same kernel Variable (tied weights): the kernel is
+    processed once, at the first call, and the other layer is reported as sharing it."""
+
+    class Tied(nnx.Module):
+        def __init__(self, rngs):
+            self.a = nnx.Linear(12, 12, **FAST, rngs=rngs)
+            self.b = nnx.Linear(12, 12, **FAST, rngs=rngs)
+            self.b.kernel = self.a.kernel
+
+        def __call__(self, x):
+            return self.b(jnp.tanh(self.a(x)))
+
+    model = Tied(nnx.Rngs(0))
+    report = jinit.lsuv(model, x_mlp, tol=0.01)
+    assert [r.path for r in report] == ["a"] and report.converged, str(report)
+    assert model.a.kernel is model.b.kernel
+    assert [(s.path, "shares" in s.reason) for s in report.skipped] == [("b", True)]
+    w, ba = model.a.kernel[...], model.a.bias[...]
+    np.testing.assert_allclose(report[0].variance, float(jnp.var(x_mlp @ w + ba)), rtol=1e-4)

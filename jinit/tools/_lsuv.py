@@ -620,15 +620,29 @@ def lsuv(
 
     names: dict[str, str] = {}
     jax.eval_shape(lambda o: forward({}, o), (state, arrays))  # call order, no FLOPs
-    order = [r.path for r in probe if r.path in layers]
-    if not order:
-        raise ValueError("lsuv: the forward pass called none of the model's recorded layers.")
     names.update({r.path: r.param for r in probe if r.param is not None})
     axes = {r.path: r.axes for r in probe}
     kinds = {r.path: r.kind for r in probe}
+    # a kernel Variable held by several layers (tied weights) is processed once, at the
+    # first call of the first of them; the others' calls use its final value
+    owners: dict[int, str] = {}
+    shared: list[_capture.Skipped] = []
+    order = []
+    for r in probe:
+        if r.path not in layers:
+            continue
+        first = owners.setdefault(id(getattr(layers[r.path], names[r.path])), r.path)
+        if first == r.path:
+            order.append(r.path)
+        else:
+            reason = f"shares its {names[r.path]} with {first!r}, processed at that layer's call"
+            shared.append(_capture.Skipped(r.path, r.kind, reason))
+    if not order:
+        raise ValueError("lsuv: the forward pass called none of the model's recorded layers.")
     kernels = {p: getattr(layers[p], names[p]).get_value() for p in order}
     modules = _capture.nnx_param_modules(model)
-    skipped = _capture.nnx_skipped(modules, order, types)
+    done = {*order, *(s.path for s in shared)}
+    skipped = shared + _capture.nnx_skipped(modules, done, types)
     if orthogonal_preinit and key is None:
         key = _own_stream_key(model)
     new, result = _run(
