@@ -584,3 +584,21 @@ def test_lsuv_nnx_layers_sharing_one_kernel(x_mlp):
     assert [(s.path, "shares" in s.reason) for s in report.skipped] == [("b", True)]
     w, ba = model.a.kernel[...], model.a.bias[...]
     np.testing.assert_allclose(report[0].variance, float(jnp.var(x_mlp @ w + ba)), rtol=1e-4)
+
+
+def test_lsuv_model_holding_rngs_without_a_params_stream(x_mlp):
+    """A model holding only a dropout ``nnx.Rngs`` (no params/default stream): the
+    pre-init key falls back to the kernels' seed instead of failing."""
+
+    class Drop(nnx.Module):
+        def __init__(self):
+            self.fc = nnx.Linear(12, 8, **FAST, rngs=nnx.Rngs(0))
+            self.rngs = nnx.Rngs(dropout=1)
+
+        def __call__(self, x):
+            return nnx.Dropout(0.5)(self.fc(x), rngs=self.rngs)
+
+    models = [Drop(), Drop()]
+    reports = [jinit.lsuv(m, x_mlp) for m in models]
+    assert all(r.converged for r in reports)
+    np.testing.assert_array_equal(models[0].fc.kernel[...], models[1].fc.kernel[...])

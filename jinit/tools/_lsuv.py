@@ -512,11 +512,12 @@ def _run(
 
 def _own_stream_key(model: Any) -> jax.Array | None:
     """A key from the model's own ``params`` RNG stream (``rngs.params()``, which falls back
-    to the ``default`` stream), if the model holds an ``nnx.Rngs``; the stream advances."""
+    to the ``default`` stream), if the model holds an ``nnx.Rngs`` with one of these
+    streams (not, e.g., one with only a ``dropout`` stream); the stream advances."""
     from flax import nnx
 
     for _, node in nnx.iter_graph(model):
-        if isinstance(node, nnx.Rngs):
+        if isinstance(node, nnx.Rngs) and ("params" in node or "default" in node):
             return node.params()
     for _, node in nnx.iter_graph(model):
         if isinstance(node, nnx.RngStream) and getattr(node, "tag", None) == "params":
@@ -554,7 +555,8 @@ def lsuv(
         the layer's fan axes; drawn with NumPy from ``key``, see the module notes), as in
         the paper.
       key: PRNG key for the orthogonal pre-init. Default: the model's own RNG stream when
-        it holds an ``nnx.Rngs`` (``rngs.params()``; the stream advances), else a key
+        it holds an ``nnx.Rngs`` with a ``params`` or ``default`` stream
+        (``rngs.params()``; the stream advances), else a key
         derived from the model's kernels, so models built from different seeds get
         different pre-inits and the same model always gets the same one.
       layer_types: the layer classes to process (subclasses of the default ones).
