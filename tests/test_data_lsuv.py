@@ -493,3 +493,112 @@ def test_preinit_limits_blas_to_one_thread_and_restores_it(monkeypatch):
     with _lsuv._one_blas_thread():
         assert [get() for get, _ in setters] == [1] * len(setters)
     assert [get() for get, _ in setters] == before
+
+
+class _Tied(nn.Module):
+    """A tied embedding (lm1b's ``logits_via_embedding``) with a layer after ``attend``."""
+
+    @nn.compact
+    def __call__(self, ids):
+        emb = nn.Embed(10, 16, embedding_init=nn.initializers.normal(3.0), name="emb")
+        h = jnp.tanh(nn.Dense(16, name="fc")(emb(ids)))
+        return nn.Dense(4, name="head")(emb.attend(h))
+
+
+@pytest.mark.parametrize("api", ["linen", "nnx"])
+def test_lsuv_tied_embedding_attend_uses_the_final_table(api):
+    """``Embed.attend`` after the embedding's first call sees the rescaled table in the
+    pass, so the layer after it is judged on what the final model feeds it."""
+    ids = jax.random.randint(jax.random.key(0), (64,), 0, 10)
+    if api == "linen":
+        variables = _linen_init(_Tied(), ids)
+        variables["params"]["emb"]["embedding"] *= 3.0
+        new, report = jinit.lsuv_linen(_Tied(), variables, ids, tol=0.01)
+        p = new["params"]
+        table, fc, head = p["emb"]["embedding"], p["fc"], p["head"]
+    else:
+
+        class Tied(nnx.Module):
+            def __init__(self, rngs):
+                self.emb = nnx.Embed(10, 16, embedding_init=nnx.initializers.normal(3.0), rngs=rngs)
+                self.fc = nnx.Linear(16, 16, **FAST, rngs=rngs)
+                self.head = nnx.Linear(10, 4, **FAST, rngs=rngs)
+
+            def __call__(self, ids):
+                return self.head(self.emb.attend(jnp.tanh(self.fc(self.emb(ids)))))
+
+        model = Tied(nnx.Rngs(0))
+        report = jinit.lsuv(model, ids, tol=0.01)
+        table = model.emb.embedding[...]
+        fc = {"kernel": model.fc.kernel[...], "bias": model.fc.bias[...]}
+        head = {"kernel": model.head.kernel[...], "bias": model.head.bias[...]}
+    assert [r.path for r in report] == ["emb", "fc", "head"] and report.converged, str(report)
+    h = jnp.tanh(table[ids] @ fc["kernel"] + fc["bias"])
+    y = (h @ table.T) @ head["kernel"] + head["bias"]
+    np.testing.assert_allclose(report[2].variance, float(jnp.var(y)), rtol=1e-4)
+
+
+def test_lsuv_and_diagnose_layer_called_inside_jax_vmap(x_mlp):
+    """An nnx layer called only inside a plain ``jax.vmap`` (its values cannot leave the
+    transform) is skipped, not a crash; the layers outside it are processed."""
+
+    class PerStep(nnx.Module):
+        def __init__(self, rngs):
+            self.fc = nnx.Linear(12, 16, **FAST, rngs=rngs)
+            self.out = nnx.Linear(16, 4, **FAST, rngs=rngs)
+
+        def __call__(self, x):
+            h = jax.vmap(lambda t: jnp.tanh(self.fc(t)), in_axes=1, out_axes=1)(x)
+            return self.out(h)
+
+    x = x_mlp.reshape(-1, 4, 12) * 3.0
+    model = PerStep(nnx.Rngs(0))
+    report = jinit.lsuv(model, x, tol=0.01)
+    assert [r.path for r in report] == ["out"] and report.converged, str(report)
+    assert [s.path for s in report.skipped] == ["fc"] and "jax.vmap" in report.skipped[0].reason
+    y = jnp.tanh(x @ model.fc.kernel[...] + model.fc.bias[...]) @ model.out.kernel[...]
+    np.testing.assert_allclose(
+        report[0].variance, float(jnp.var(y + model.out.bias[...])), rtol=1e-4
+    )
+    diagnosis = jinit.diagnose(model, x)
+    assert [layer.path for layer in diagnosis.layers] == ["out"]
+
+
+def test_lsuv_nnx_layers_sharing_one_kernel(x_mlp):
+    """Two nnx layers holding the same kernel Variable (tied weights): the kernel is
+    processed once, at the first call, and the other layer is reported as sharing it."""
+
+    class Tied(nnx.Module):
+        def __init__(self, rngs):
+            self.a = nnx.Linear(12, 12, **FAST, rngs=rngs)
+            self.b = nnx.Linear(12, 12, **FAST, rngs=rngs)
+            self.b.kernel = self.a.kernel
+
+        def __call__(self, x):
+            return self.b(jnp.tanh(self.a(x)))
+
+    model = Tied(nnx.Rngs(0))
+    report = jinit.lsuv(model, x_mlp, tol=0.01)
+    assert [r.path for r in report] == ["a"] and report.converged, str(report)
+    assert model.a.kernel is model.b.kernel
+    assert [(s.path, "shares" in s.reason) for s in report.skipped] == [("b", True)]
+    w, ba = model.a.kernel[...], model.a.bias[...]
+    np.testing.assert_allclose(report[0].variance, float(jnp.var(x_mlp @ w + ba)), rtol=1e-4)
+
+
+def test_lsuv_model_holding_rngs_without_a_params_stream(x_mlp):
+    """A model holding only a dropout ``nnx.Rngs`` (no params/default stream): the
+    pre-init key falls back to the kernels' seed instead of failing."""
+
+    class Drop(nnx.Module):
+        def __init__(self):
+            self.fc = nnx.Linear(12, 8, **FAST, rngs=nnx.Rngs(0))
+            self.rngs = nnx.Rngs(dropout=1)
+
+        def __call__(self, x):
+            return nnx.Dropout(0.5)(self.fc(x), rngs=self.rngs)
+
+    models = [Drop(), Drop()]
+    reports = [jinit.lsuv(m, x_mlp) for m in models]
+    assert all(r.converged for r in reports)
+    np.testing.assert_array_equal(models[0].fc.kernel[...], models[1].fc.kernel[...])

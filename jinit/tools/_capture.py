@@ -29,7 +29,9 @@ Scoping: nothing is patched process-wide.
   are not recorded; the layer is reported as skipped.
 
 A layer called several times (weight sharing) is recorded at its first call. A
-``rescale`` hook (LSUV) may replace the output of every call of a recorded layer;
+``rescale`` hook (LSUV) may replace the output of every call of a recorded layer (and,
+in linen, of a recorded ``Embed``'s ``attend`` after its first call; nnx rescales the
+table itself);
 :func:`bias_term` gives the part of a layer's output its bias adds (each recorded type is
 linear in its kernel plus that term).
 """
@@ -257,8 +259,15 @@ def _perturbed(y: Any, perturb: Mapping[str, Any] | None, path: str) -> Any:
 Rescale = Callable[[str, Any, Any, Any, Mapping[str, Any], bool], Any]
 
 
+def _current_trace() -> Any:
+    from flax.core import tracers
+
+    return tracers.current_trace()
+
+
 class _Frame:
     def __init__(self, perturb: Mapping[str, Any] | None, rescale: Rescale | None = None):
+        self.base = _current_trace()  # calls under another trace (jax.vmap...): not recorded
         self.records: list[Record] = []
         self.perturb = perturb
         self.rescale = rescale
@@ -280,8 +289,14 @@ _subclasses: dict[type, type] = {}
 def _recording_call(self, *args, **kwargs):
     original = type(self)._jinit_original
     entry = _active.get(id(self))
-    if entry is None or entry.module is not self or entry.busy:
-        # another copy (e.g. made by an nnx transform inside the forward pass): no record
+    if (
+        entry is None
+        or entry.module is not self
+        or entry.busy
+        or _current_trace() != entry.frame.base
+    ):
+        # another copy (e.g. made by an nnx transform inside the forward pass), or a call
+        # inside a jax transform (jax.vmap...), whose values cannot leave it: no record
         return original.__call__(self, *args, **kwargs)
     entry.busy = True
     try:
@@ -479,6 +494,19 @@ def record_linen(
         out = next_fun(*args, **kwargs)
         mod = context.module
         if context.method_name != "__call__":
+            # a tied embedding's ``attend`` (linear in the table, no bias) after the
+            # table's first call: rescaled like its later calls (before it: the scale is
+            # not known yet, and the output is left as is)
+            if (
+                rescale is not None
+                and context.method_name == "attend"
+                and isinstance(mod, nn.Embed)
+                and isinstance(mod, types)
+                and tracers.current_trace() == base
+            ):
+                p = path_str(tuple(mod.path))
+                if p in seen:
+                    return rescale(p, mod, _first_arg(args, kwargs), out, kwargs, False)
             return out
         p = path_str(tuple(mod.path))
         if calls is not None:
@@ -558,7 +586,8 @@ def skip_reason(kind: str, *, recordable: bool, lifted: bool = False) -> str:
     if recordable:
         return (
             "not called through __call__ by the forward pass (not called at all, called "
-            "only inside a transform such as nnx.scan / nnx.vmap / nnx.remat, or only "
+            "only inside a transform such as nnx.scan / nnx.vmap / nnx.remat / jax.vmap, or "
+            "only "
             "through another method such as Embed.attend)"
         )
     if "Norm" in kind:

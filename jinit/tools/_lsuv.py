@@ -512,11 +512,12 @@ def _run(
 
 def _own_stream_key(model: Any) -> jax.Array | None:
     """A key from the model's own ``params`` RNG stream (``rngs.params()``, which falls back
-    to the ``default`` stream), if the model holds an ``nnx.Rngs``; the stream advances."""
+    to the ``default`` stream), if the model holds an ``nnx.Rngs`` with one of these
+    streams (not, e.g., one with only a ``dropout`` stream); the stream advances."""
     from flax import nnx
 
     for _, node in nnx.iter_graph(model):
-        if isinstance(node, nnx.Rngs):
+        if isinstance(node, nnx.Rngs) and ("params" in node or "default" in node):
             return node.params()
     for _, node in nnx.iter_graph(model):
         if isinstance(node, nnx.RngStream) and getattr(node, "tag", None) == "params":
@@ -554,7 +555,8 @@ def lsuv(
         the layer's fan axes; drawn with NumPy from ``key``, see the module notes), as in
         the paper.
       key: PRNG key for the orthogonal pre-init. Default: the model's own RNG stream when
-        it holds an ``nnx.Rngs`` (``rngs.params()``; the stream advances), else a key
+        it holds an ``nnx.Rngs`` with a ``params`` or ``default`` stream
+        (``rngs.params()``; the stream advances), else a key
         derived from the model's kernels, so models built from different seeds get
         different pre-inits and the same model always gets the same one.
       layer_types: the layer classes to process (subclasses of the default ones).
@@ -620,15 +622,29 @@ def lsuv(
 
     names: dict[str, str] = {}
     jax.eval_shape(lambda o: forward({}, o), (state, arrays))  # call order, no FLOPs
-    order = [r.path for r in probe if r.path in layers]
-    if not order:
-        raise ValueError("lsuv: the forward pass called none of the model's recorded layers.")
     names.update({r.path: r.param for r in probe if r.param is not None})
     axes = {r.path: r.axes for r in probe}
     kinds = {r.path: r.kind for r in probe}
+    # a kernel Variable held by several layers (tied weights) is processed once, at the
+    # first call of the first of them; the others' calls use its final value
+    owners: dict[int, str] = {}
+    shared: list[_capture.Skipped] = []
+    order = []
+    for r in probe:
+        if r.path not in layers:
+            continue
+        first = owners.setdefault(id(getattr(layers[r.path], names[r.path])), r.path)
+        if first == r.path:
+            order.append(r.path)
+        else:
+            reason = f"shares its {names[r.path]} with {first!r}, processed at that layer's call"
+            shared.append(_capture.Skipped(r.path, r.kind, reason))
+    if not order:
+        raise ValueError("lsuv: the forward pass called none of the model's recorded layers.")
     kernels = {p: getattr(layers[p], names[p]).get_value() for p in order}
     modules = _capture.nnx_param_modules(model)
-    skipped = _capture.nnx_skipped(modules, order, types)
+    done = {*order, *(s.path for s in shared)}
+    skipped = shared + _capture.nnx_skipped(modules, done, types)
     if orthogonal_preinit and key is None:
         key = _own_stream_key(model)
     new, result = _run(
