@@ -41,6 +41,7 @@ import pytest
 SLOW_FILES = frozenset(
     {
         "test_bench.py",  # benchmark smoke
+        "test_bench_models.py",  # benchmark smoke (whole-model table, reinit part)
         "test_data_notebook.py",  # notebooks
         "test_install.py",
         "test_orthogonal_methods.py",  # sampler internals: blocked Householder, Cholesky-QR2
@@ -55,7 +56,10 @@ SLOW_FILES = frozenset(
     }
 )
 SLOW_TESTS = frozenset(
-    {"test_sharded_values_equal_and_each_device_makes_only_its_shard"}  # 8-device subprocess
+    {  # 8-device subprocesses
+        "test_sharded_values_equal_and_each_device_makes_only_its_shard",
+        "test_orbax_restores_into_the_target_sharding_on_8_devices",
+    }
 )
 
 
