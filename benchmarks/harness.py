@@ -44,6 +44,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+import threadpoolctl
 
 import jinit
 from jinit import _threefry
@@ -504,15 +505,10 @@ def _machine(torch: Any) -> dict:
         info["load_average"] = [round(x, 2) for x in os.getloadavg()]
     except OSError:
         pass
-    try:
-        from threadpoolctl import threadpool_info
-
-        info["blas"] = [
-            {k: p.get(k) for k in ("internal_api", "version", "num_threads")}
-            for p in threadpool_info()
-        ]
-    except ImportError:
-        pass
+    info["blas"] = [
+        {k: p.get(k) for k in ("internal_api", "version", "num_threads")}
+        for p in threadpoolctl.threadpool_info()
+    ]
     return info
 
 
@@ -892,16 +888,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     limiter = None
     if args.blas_threads is not None:
-        try:
-            from threadpoolctl import threadpool_limits
-        except ImportError:
-            parser.error("--blas-threads needs the threadpoolctl package")
         os.environ["OPENBLAS_NUM_THREADS"] = str(args.blas_threads)  # for the subprocess
         try:  # jaxlib's CPU LAPACK comes from scipy: load it so that the limit applies
             import scipy.linalg.cython_lapack  # noqa: F401
         except ImportError:
             pass
-        limiter = threadpool_limits(limits=args.blas_threads, user_api="blas")
+        limiter = threadpoolctl.threadpool_limits(limits=args.blas_threads, user_api="blas")
     try:
         report = run(
             quick=args.quick,

@@ -483,16 +483,30 @@ def test_lsuv_linen_sharded_kernels_keep_their_sharding():
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-3000:]
 
 
-def test_preinit_limits_blas_to_one_thread_and_restores_it(monkeypatch):
-    """Without threadpoolctl, the OpenBLAS setter: one thread inside, as before after."""
+def test_preinit_draws_on_one_blas_thread_and_restores_the_limit():
+    import threadpoolctl
+
     from jinit.tools import _lsuv
 
-    monkeypatch.setitem(__import__("sys").modules, "threadpoolctl", None)
-    setters = _lsuv._openblas_threads()
-    before = [get() for get, _ in setters]
-    with _lsuv._one_blas_thread():
-        assert [get() for get, _ in setters] == [1] * len(setters)
-    assert [get() for get, _ in setters] == before
+    seen = []
+    real = _lsuv._assemble
+
+    def spy(*args):
+        seen.append(
+            [i["num_threads"] for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"]
+        )
+        return real(*args)
+
+    before = [i["num_threads"] for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"]
+    kernels = {"w": jnp.ones((8, 4))}
+    groups, perms = _lsuv._plan(kernels, {"w": ((), (0,), (1,))})
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(_lsuv, "_assemble", spy)
+        out = _lsuv._preinit(kernels, groups, perms, [0, 1])
+    assert out["w"].shape == (8, 4)
+    assert seen and all(n == 1 for n in seen[0])
+    after = [i["num_threads"] for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"]
+    assert after == before
 
 
 class _Tied(nn.Module):

@@ -16,9 +16,9 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 # What `pip install .` brings: the declared dependencies and theirs (jax needs ml_dtypes and
 # scipy; flax brings orbax-checkpoint, msgpack, rich, ...).
-CORE = {"jax", "jaxlib", "flax", "optax", "numpy", "ml_dtypes", "jinit"}
+CORE = {"jax", "jaxlib", "flax", "optax", "numpy", "threadpoolctl", "ml_dtypes", "jinit"}
 # Extras and dev tools that a plain install does not have.
-NOT_INSTALLED = ("matplotlib", "tqdm", "sklearn", "threadpoolctl", "keras", "torch", "pytest")
+NOT_INSTALLED = ("matplotlib", "tqdm", "sklearn", "keras", "torch", "pytest")
 OPTIONAL_MODULES = {"jinit/train/plots.py"}  # imported only when matplotlib is installed
 
 
@@ -46,7 +46,7 @@ def test_declared_dependencies_are_the_core_and_extras_hold_the_rest():
     tomllib = pytest.importorskip("tomllib")
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     names = {dep.split(">")[0].split("=")[0].split("<")[0] for dep in project["dependencies"]}
-    assert names == {"jax", "jaxlib", "flax", "optax", "numpy"}
+    assert names == {"jax", "jaxlib", "flax", "optax", "numpy", "threadpoolctl"}
     train = {dep.split(">")[0] for dep in project["optional-dependencies"]["train"]}
     assert train == {"matplotlib", "tqdm", "scikit-learn"}
 

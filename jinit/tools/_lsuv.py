@@ -41,16 +41,16 @@ their Q factors with a positive-diagonal R (Haar-distributed, as for
 from __future__ import annotations
 
 import concurrent.futures
-import contextlib
 import dataclasses
 import functools
 import numbers
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import threadpoolctl
 
 from jinit._core import check_key, check_real
 from jinit._table import format_table
@@ -351,60 +351,11 @@ def _assemble(kernels: dict, groups: list, perms: dict, draws: list) -> dict:
     return out
 
 
-@functools.cache
-def _openblas_threads() -> list[tuple[Callable, Callable]]:
-    """``(get, set)`` thread-count functions of the OpenBLAS libraries loaded in this
-    process (NumPy's own, found in ``/proc/self/maps``; Linux only, else none)."""
-    import ctypes
-
-    try:
-        with open("/proc/self/maps") as f:
-            paths = {line.split()[-1] for line in f if "openblas" in line.lower()}
-    except OSError:
-        return []
-    out = []
-    for path in sorted(p for p in paths if p.startswith("/")):
-        try:
-            lib = ctypes.CDLL(path)
-        except OSError:
-            continue
-        for prefix in ("scipy_openblas", "openblas"):
-            for suffix in ("64_", ""):
-                get = getattr(lib, f"{prefix}_get_num_threads{suffix}", None)
-                put = getattr(lib, f"{prefix}_set_num_threads{suffix}", None)
-                if get is not None and put is not None:
-                    get.restype, put.argtypes = ctypes.c_int, [ctypes.c_int]
-                    out.append((get, put))
-    return out
-
-
-@contextlib.contextmanager
-def _one_blas_thread() -> Iterator[None]:
-    """Limits NumPy's BLAS to one thread (with ``threadpoolctl`` if installed, else
-    OpenBLAS's own setter): the draws run next to the XLA compilation, and a multi-threaded
-    BLAS on a busy CPU mostly spins (LSUV of a ResNet18 on a loaded 2-core machine: 5x the
-    baseline instead of 2x)."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # optional
-        threadpool_limits = None
-    if threadpool_limits is not None:
-        with threadpool_limits(1, user_api="blas"):
-            yield
-        return
-    setters = _openblas_threads()
-    before = [get() for get, _ in setters]
-    for _, put in setters:
-        put(1)
-    try:
-        yield
-    finally:
-        for (_, put), n in zip(setters, before, strict=True):
-            put(n)
-
-
 def _preinit(kernels: dict, groups: list, perms: dict, seed: list[int]) -> dict:
-    with _one_blas_thread():
+    """The draws, on one BLAS thread: they run next to the XLA compilation, and a
+    multi-threaded BLAS on a busy CPU mostly spins (LSUV of a ResNet18 on a loaded 2-core
+    machine: 5x the baseline instead of 2x)."""
+    with threadpoolctl.threadpool_limits(1, user_api="blas"):
         return _assemble(kernels, groups, perms, _draw(groups, seed))
 
 
