@@ -19,12 +19,15 @@ Both of jax's counter schemes are reproduced, selected by ``jax_threefry_partiti
 * original: ``ceil(bits * size / 32)`` words ``0, 1, ...`` are split in two halves which
   are hashed pairwise; the output words are concatenated and reinterpreted.
 
-Every public function checks :func:`is_supported` and falls back to ``jax.random`` when
+Every sampler (``random_bits``, ``uniform``, ``normal``, ``truncated_normal``) checks
+:func:`is_supported` and falls back to ``jax.random`` when
 the key is not a threefry2x32 key (rbg, unsafe_rbg, custom), when a configuration is in
 effect that is not reproduced, on non-CPU backends (where jax's own lowering is already
 unrolled), or when the installed jax/jaxlib pair is neither one the test suite verified
 nor passes a one-time self-check against ``jax.random``. Whatever path is taken, the
-numbers are the ones ``jax.random`` returns.
+numbers are the ones ``jax.random`` returns. The other names (``threefry2x32``,
+``linear_iota``, ``partitionable``, ``default_impl_is_threefry``) are building blocks for
+:mod:`jinit.tools._fast_init_rewrite`, which checks :func:`is_supported` itself.
 
 References:
     Salmon, Moraes, Dror, Shaw (2011). "Parallel random numbers: as easy as 1, 2, 3".
@@ -46,6 +49,7 @@ import numpy as np
 from jax import lax
 
 __all__ = [
+    "default_impl_is_threefry",
     "is_supported",
     "linear_iota",
     "normal",
@@ -240,6 +244,11 @@ def _truncated_normal_jit(kd, lower, upper, *, shape, dtype, partitionable):
 # ---------------------------------------------------------------------------- the guard
 
 
+def default_impl_is_threefry() -> bool:
+    """Whether raw ``uint32`` keys are Threefry keys (``jax_default_prng_impl``)."""
+    return _CONFIG.jax_default_prng_impl == "threefry2x32"
+
+
 def partitionable() -> bool:
     """Whether jax draws with the partitionable counter scheme (``jax_threefry_partitionable``)."""
     return bool(_CONFIG.jax_threefry_partitionable)
@@ -269,6 +278,8 @@ def _probe() -> bool:
     f32, f16, bf16 = np.dtype(np.float32), np.dtype(np.float16), np.dtype(jnp.bfloat16)
     x64 = bool(_CONFIG.jax_enable_x64)
 
+    seven = jnp.full((1,), 7, np.uint32)
+
     def ours(kd):
         out = [
             _random_bits_jit(kd, shape=(3, 5), bit_width=32, partitionable=part),
@@ -276,6 +287,8 @@ def _probe() -> bool:
             _normal_jit(kd, shape=(33,), dtype=f32, partitionable=part),
             _normal_jit(kd, shape=(7,), dtype=f16, partitionable=part),
             _truncated_normal_jit(kd, -2.0, 2.0, shape=(33,), dtype=f32, partitionable=part),
+            # fold_in(key, 7) = threefry2x32(key, (0, 7)), as fast_init's grouped fold_ins
+            jnp.stack(threefry2x32(kd[0], kd[1], jnp.zeros((1,), np.uint32), seven), -1)[0],
         ]
         if x64:
             out.append(_random_bits_jit(kd, shape=(5,), bit_width=64, partitionable=part))
@@ -289,6 +302,7 @@ def _probe() -> bool:
             jax.random.normal(key, (33,), f32),
             jax.random.normal(key, (7,), f16),
             jax.random.truncated_normal(key, -2.0, 2.0, (33,), f32),
+            jax.random.key_data(jax.random.fold_in(key, 7)),
         ]
         if x64:
             out.append(jax.random.bits(key, (5,), np.uint64))

@@ -74,9 +74,18 @@ def _persistent_compilation_cache(config) -> None:
     """Most of the suite's time is XLA compiling small programs: keep the compiled programs
     in a git-ignored folder of the checkout, shared by the xdist workers and by later runs.
     A cached program is the same executable (jax's cache key holds the program, the compile
-    options and the jax/jaxlib versions); jax still logs "Compiling", so ``count_compiles``
-    counts the same. ``JINIT_TEST_JAX_CACHE=0`` turns it off, another value moves it."""
-    where = os.environ.get("JINIT_TEST_JAX_CACHE", str(config.rootpath / ".pytest_cache" / "jax"))
+    options, XLA_FLAGS, the platform and jaxlib's version; the folder is per jax version and
+    per machine, since the key does not hold the host CPU's features); jax still logs
+    "Compiling", so ``count_compiles`` counts the same. A worker reading an entry another
+    one is still writing gets a warning and compiles. ``JINIT_TEST_JAX_CACHE=0`` turns it
+    off, another value moves it."""
+    import platform
+
+    import jaxlib
+
+    here = f"{jax.__version__}-{jaxlib.__version__}-{platform.machine()}-{platform.node()}"
+    default = config.rootpath / ".pytest_cache" / "jax" / here
+    where = os.environ.get("JINIT_TEST_JAX_CACHE", str(default))
     if where in ("", "0") or jax.config.jax_compilation_cache_dir:  # off, or the user's own
         return
     jax.config.update("jax_compilation_cache_dir", where)

@@ -307,13 +307,26 @@ def test_draws_reshaped_to_different_shapes_share_a_group():
     assert_tree_equal(jinit.fast_init(Attention().init)(KEY, x), jax.jit(Attention().init)(KEY, x))
 
 
+@pytest.mark.parametrize("impl", ["rbg", "unsafe_rbg"])
+def test_small_draws_of_rbg_keys_equal_jit(impl):
+    """A vmapped rbg draw differs from one-by-one draws: small groups of rbg keys are
+    mapped, not vmapped (three (5, 7) normals)."""
+
+    def fn(key):
+        return [jax.random.normal(k, (5, 7)) for k in jax.random.split(key, 3)]
+
+    key = jax.random.key(1, impl=impl)
+    assert_tree_equal(jinit.fast_init(fn)(key), jax.jit(fn)(key))
+
+
 def _sizes_model():
     """Two Dense kernels of one size and one of another, an Embed and the biases."""
     return nn.Sequential([nn.Embed(10, 16), nn.Dense(16), nn.Dense(16), nn.Dense(8)])
 
 
 def test_unrolled_bits_replace_jax_random_bits():
-    """Every jax.random draw's bits (grouped or alone) are jinit's unrolled hash."""
+    """The bits of every draw of this model (grouped or alone) are jinit's unrolled hash
+    (groups of draws small enough to be vmapped keep jax's own ``random_bits``)."""
     model, x = _sizes_model(), jnp.ones((1, 3), jnp.int32)
     text = str(jax.make_jaxpr(jinit.fast_init(model.init))(KEY, x))
     assert "random_bits" not in text and "random_fold_in" not in text

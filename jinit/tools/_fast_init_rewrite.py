@@ -121,7 +121,8 @@ class Options:
     chain: bool = True
     min_group: int = 2
     # A draw's jax.random bits (partitionable threefry) and a group's fold_ins are
-    # computed by jinit's unrolled hash instead of jax's rolled loop (see the notes).
+    # computed by jinit's unrolled hash instead of jax's rolled loop (see the notes);
+    # vmapped groups (of at most vmap_bytes per member) keep jax's own random_bits.
     unrolled_bits: bool = True
 
 
@@ -551,6 +552,22 @@ def _member_bytes(m: _Member) -> int:
     return sum(math.prod(v.aval.shape) * _itemsize(v.aval.dtype) for v in m.outvars)
 
 
+def _vmap_keeps_bits(m: _Member) -> bool:
+    """Whether ``jax.vmap`` of this draw gives the same bits as drawing each member alone:
+    true for Threefry keys, not for ``rbg``/``unsafe_rbg`` ones (their batched bits differ)."""
+    from jinit._threefry import default_impl_is_threefry
+
+    if not default_impl_is_threefry():  # raw uint32 keys follow the default implementation
+        return False
+    for eqn in m.eqns:
+        for v in (*eqn.invars, *eqn.outvars):
+            dtype = getattr(v.aval, "dtype", None)
+            if dtype is not None and jnp.issubdtype(dtype, jax.dtypes.prng_key):
+                if str(dtype) != "key<fry>":
+                    return False
+    return True
+
+
 def _itemsize(dtype: Any) -> int:
     if jnp.issubdtype(dtype, jax.dtypes.prng_key):
         return 8
@@ -657,7 +674,7 @@ def _run_chunk(chunk: list[_Member], ctx: _Context) -> None:
             for v, y in zip(m.outvars, outs, strict=True):
                 ctx.env[v] = y
         return
-    small = _member_bytes(first) <= ctx.options.vmap_bytes
+    small = _member_bytes(first) <= ctx.options.vmap_bytes and _vmap_keeps_bits(first)
     folded = _fold_in_unrolled(chunk, ctx) if unrolled else None
     if folded is not None:
         outs = [folded]
