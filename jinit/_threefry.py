@@ -278,9 +278,8 @@ def _probe() -> bool:
     f32, f16, bf16 = np.dtype(np.float32), np.dtype(np.float16), np.dtype(jnp.bfloat16)
     x64 = bool(_CONFIG.jax_enable_x64)
 
-    seven = jnp.full((1,), 7, np.uint32)
-
     def ours(kd):
+        seven = jnp.full((1,), 7, np.uint32)
         out = [
             _random_bits_jit(kd, shape=(3, 5), bit_width=32, partitionable=part),
             _uniform_jit(kd, -1.5, 2.0, shape=(3, 5), dtype=bf16, partitionable=part),
