@@ -101,7 +101,6 @@ CHAIN_PRIMITIVES = frozenset(
         "transpose",
     }
 )
-CHAIN_VARS = False
 _CALL_PRIMITIVES = frozenset({"pjit", "jit", "closed_call", "core_call"})
 # Constant sub-expressions larger than this are not hashed by value.
 _MAX_CONST_ELEMENTS = 64
@@ -408,10 +407,7 @@ def plan(jaxpr: Any, chain: bool = True, out_keys: Sequence[Any] | None = None) 
             ):
                 break
             others = [v for v in nxt.invars if v is not cur]
-            ok = all(
-                isinstance(v, jcore.Literal) or v in ckeys or (CHAIN_VARS and stage.get(v, 0) < s)
-                for v in others
-            )
+            ok = all(isinstance(v, jcore.Literal) or v in ckeys for v in others)
             if not ok:
                 break
             parts.append(
@@ -534,8 +530,9 @@ class _Context:
         XLA compiles one kernel per distinct fused computation and shares identical ones:
         ``dynamic_slice(stack, i)`` with ``i`` a run-time scalar is the same kernel for every
         row, while a constant ``i`` (a static slice) would be a new kernel per parameter. The
-        scalars come out of a ``lax.cond`` on a predicate that is always false but that XLA
-        cannot fold (``x != x and x == x`` for a float ``x`` read from ``source``).
+        scalars come out of a ``lax.cond`` on :meth:`never`, a predicate that is always
+        false but that XLA cannot fold (read from the function's run-time arguments, or from
+        ``source`` when it has none).
         """
         if self._indices is None:
             never = self.never(source)
