@@ -163,6 +163,30 @@ def test_layer_called_only_through_attend_is_skipped_with_reason():
     assert [s.path for s in d.skipped] == ["embed"] and "attend" in d.skipped[0].reason
 
 
+class _TwoHeads(nn.Module):
+    """``unused`` has parameters (made by ``both``) but ``__call__`` never calls it."""
+
+    def setup(self):
+        self.used = nn.Dense(4)
+        self.unused = nn.Dense(4)
+
+    def __call__(self, x):
+        return self.used(x)
+
+    def both(self, x):
+        return self.used(x) + self.unused(x)
+
+
+def test_linen_module_never_called_is_skipped_with_the_same_reason_by_both_tools():
+    model, x = _TwoHeads(), jnp.ones((8, 3))
+    variables = model.init(jax.random.key(0), x, method=_TwoHeads.both)
+    d = jinit.diagnose((model, variables), x)
+    _, report = jinit.lsuv_linen(model, variables, x)
+    for skipped in (d.skipped, report.skipped):
+        assert [(s.path, s.kind) for s in skipped] == [("unused", "?")]
+        assert "not called through __call__ by the forward pass" in skipped[0].reason
+
+
 def test_empty_report_is_an_error():
     with pytest.raises(ValueError, match=r"no layer of the recorded types.*layers/0 \(LayerNorm\)"):
         jinit.diagnose(nnx.Sequential(nnx.LayerNorm(4, rngs=nnx.Rngs(0))), jnp.ones((2, 4)))

@@ -423,6 +423,28 @@ def nnx_skipped(modules: dict[str, Any], measured: Any, types: tuple[type, ...])
     ]
 
 
+def linen_skipped(
+    params: Any, measured: Any, calls: LinenCalls, types: tuple[type, ...]
+) -> list[Skipped]:
+    """A :class:`Skipped` entry for each parameterised module of ``params``
+    (``linen_param_modules``) whose path is not in ``measured``, with the reason; ``calls``
+    (from :func:`record_linen`) tells the class of each module the forward pass called."""
+    out = []
+    for p in linen_param_modules(params):
+        if p in measured:
+            continue
+        cls = calls.kinds.get(p)
+        if cls is None:
+            kind = "?"
+            reason = "not called through __call__ by the forward pass (or only inside a transform)"
+        else:
+            kind = cls.__name__
+            recordable = issubclass(cls, types)
+            reason = skip_reason(kind, recordable=recordable, lifted=p in calls.lifted)
+        out.append(Skipped(p, kind, reason))
+    return out
+
+
 def _abbreviated(paths: Sequence[str], keep: int = 3) -> str:
     names = [p or "(top)" for p in paths]
     if len(names) > keep:

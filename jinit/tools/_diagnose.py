@@ -443,22 +443,11 @@ def _diagnose_linen(
 
     loss, values = jax.jit(program)(params, perturb, others, arrays)
     measured = {r.path for r in probe_records}
-    owners = _capture.linen_param_modules(params)
-    skipped = []
-    for p in owners:
-        if p in measured:
-            continue
-        cls = calls.kinds.get(p)
-        kind = cls.__name__ if cls is not None else "?"
-        recordable = cls is not None and issubclass(cls, types)
-        reason = _capture.skip_reason(kind, recordable=recordable, lifted=p in calls.lifted)
-        if cls is None:
-            reason = "not called through __call__ by the forward pass (or only inside a transform)"
-        skipped.append(_capture.Skipped(p, kind, reason))
+    skipped = _capture.linen_skipped(params, measured, calls, types)
 
     def candidates():
         out = {}
-        for p in owners:
+        for p in _capture.linen_param_modules(params):
             node = _capture.get_in(params, tuple(p.split("/")) if p else ())
             out[p] = {k: _capture.unbox(v) for k, v in node.items() if not hasattr(v, "items")}
         return out

@@ -723,14 +723,7 @@ def lsuv_linen(
             kernels[r.path] = jnp.asarray(k)
     order = [r.path for r in probe if r.path in kernels]
     measured = {r.path for r in probe}
-    for p in _capture.linen_param_modules(variables["params"]):
-        if p in measured:
-            continue
-        cls = calls.kinds.get(p)
-        kind = cls.__name__ if cls is not None else "?"
-        recordable = cls is not None and issubclass(cls, types)
-        reason = _capture.skip_reason(kind, recordable=recordable, lifted=p in calls.lifted)
-        skipped.append(_capture.Skipped(p, kind, reason))
+    skipped += _capture.linen_skipped(variables["params"], measured, calls, types)
     if not order:
         found = "; ".join(f"{s.path} ({s.kind}): {s.reason}" for s in skipped) or "none"
         raise ValueError(
