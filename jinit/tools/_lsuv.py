@@ -223,8 +223,18 @@ def _solve(y: jax.Array, b: jax.Array | None, limit: float, tol: float, max_iter
     shapes = [jax.ShapeDtypeStruct((), t) for t in (wide, jnp.int32, wide, jnp.int32)]
     host = functools.partial(_rescalings_host, limit=limit, tol=tol, max_iters=max_iters)
     s, it, v, code = jax.pure_callback(host, shapes, var_u, cov, var_b)
-    z = s * u if b is None else s * u + bw
-    return s, it, v, code, z.astype(y.dtype)
+    return s, it, v, code, _with_scale(y, b, s)
+
+
+def _with_scale(y: jax.Array, b: jax.Array | None, s: jax.Array) -> jax.Array:
+    """The layer's output ``y = f(W) + b`` as it is with the kernel ``s * W``:
+    ``s * (y - b) + b``, computed in float32 or wider, in ``y``'s dtype."""
+    wide = jnp.promote_types(y.dtype, jnp.float32)
+    u, s = y.astype(wide), s.astype(wide)
+    if b is None:
+        return (s * u).astype(y.dtype)
+    bw = b.astype(wide)
+    return (s * (u - bw) + bw).astype(y.dtype)
 
 
 class _Solver:
@@ -245,14 +255,11 @@ class _Solver:
     def __call__(self, path, module, x, y, kwargs, first):
         if path not in self.limits or (not first and path not in self.results):
             return y
+        if not first and self.set_kernel is not None:  # nnx: the kernel is already scaled
+            return y
         b = _capture.bias_term(path, module, x, y, kwargs)
         if not first:
-            if self.set_kernel is not None:
-                return y
-            s = self.results[path][0]
-            wide = jnp.promote_types(y.dtype, jnp.float32)
-            z = s.astype(wide) * (y.astype(wide) - (0 if b is None else b.astype(wide)))
-            return (z if b is None else z + b.astype(wide)).astype(y.dtype)
+            return _with_scale(y, b, self.results[path][0])
         s, it, v, code, out = _solve(y, b, self.limits[path], self.tol, self.max_iters)
         self.results[path] = (s, it, v, code)
         if self.set_kernel is not None:
