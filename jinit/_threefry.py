@@ -26,8 +26,9 @@ effect that is not reproduced, on non-CPU backends (where jax's own lowering is 
 unrolled), or when the installed jax/jaxlib pair is neither one the test suite verified
 nor passes a one-time self-check against ``jax.random``. Whatever path is taken, the
 numbers are the ones ``jax.random`` returns. The other names (``threefry2x32``,
-``linear_iota``, ``partitionable``, ``default_impl_is_threefry``) are building blocks for
-:mod:`jinit.tools._fast_init_rewrite`, which checks :func:`is_supported` itself.
+``linear_iota``, ``bits_partitionable``, ``partitionable``, ``default_impl_is_threefry``) are
+building blocks for :mod:`jinit.tools._fast_init_rewrite`, which checks
+:func:`is_supported` itself.
 
 References:
     Salmon, Moraes, Dror, Shaw (2011). "Parallel random numbers: as easy as 1, 2, 3".
@@ -49,6 +50,7 @@ import numpy as np
 from jax import lax
 
 __all__ = [
+    "bits_partitionable",
     "default_impl_is_threefry",
     "is_supported",
     "linear_iota",
@@ -130,9 +132,16 @@ def linear_iota(shape: tuple[int, ...]) -> jax.Array:
     return out
 
 
-def _bits_partitionable(kd: jax.Array, shape: tuple[int, ...], bit_width: int) -> jax.Array:
-    # Counter of element i is the 64-bit value i: high word 0 (size < 2**32), low word i.
+def bits_partitionable(
+    kd: jax.Array, shape: tuple[int, ...], bit_width: int, offset: jax.Array | None = None
+) -> jax.Array:
+    """jax's partitionable-scheme bits of the raw key ``kd``: element ``i`` hashes the
+    64-bit counter ``i`` (high word 0: size < 2**32, low word ``i``). ``offset``, a uint32
+    zero that XLA cannot prove, may be added to the counters to keep them inside a loop
+    body (``jinit.tools._fast_init_rewrite``)."""
     lo = linear_iota(shape)
+    if offset is not None:
+        lo = lo + offset
     y0, y1 = threefry2x32(kd[0], kd[1], jnp.zeros_like(lo), lo)
     dtype = _UINT_DTYPES[bit_width]
     if bit_width == 64:
@@ -171,7 +180,7 @@ def _bits_original(kd: jax.Array, shape: tuple[int, ...], bit_width: int) -> jax
 
 def _bits(kd: jax.Array, shape: tuple[int, ...], bit_width: int, partitionable: bool) -> jax.Array:
     if partitionable:
-        return _bits_partitionable(kd, shape, bit_width)
+        return bits_partitionable(kd, shape, bit_width)
     return _bits_original(kd, shape, bit_width)
 
 

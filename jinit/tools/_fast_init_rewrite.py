@@ -56,7 +56,7 @@ import numpy as np
 from jax._src import core as jcore
 from jax._src.interpreters import partial_eval as pe
 
-from jinit._threefry import is_supported, linear_iota, partitionable, threefry2x32
+from jinit._threefry import bits_partitionable, is_supported, partitionable, threefry2x32
 
 # Random primitives that are grouped (one vmapped/mapped call per group).
 RANDOM_PRIMITIVES = frozenset(
@@ -257,9 +257,8 @@ def _bind_varying(eqn: Any, invals: Sequence[Any], zero: Any, unrolled: bool = F
         and is_supported(invals[0])
     ):
         kd = jax.random.key_data(invals[0])
-        lo = linear_iota(tuple(eqn.params["shape"])) + zero.astype(jnp.uint32)
-        y0, y1 = threefry2x32(kd[0], kd[1], jnp.zeros_like(lo), lo)
-        return [y0 ^ y1]
+        shape = tuple(eqn.params["shape"])
+        return [bits_partitionable(kd, shape, 32, offset=zero.astype(jnp.uint32))]
     if _is_call(eqn):
         sub = eqn.params["jaxpr"]
         env: dict[Any, Any] = dict(zip(sub.jaxpr.constvars, sub.consts, strict=True))
