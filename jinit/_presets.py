@@ -33,6 +33,7 @@ from jinit._initializers import (
     variance_scaling,
     zeros,
 )
+from jinit._validate import check_bool
 
 __all__ = [
     "deepnorm_alpha",
@@ -434,7 +435,7 @@ def mup_readout(
       An initializer (``jinit.zeros`` when ``zero=True``).
 
     Raises:
-      TypeError: if ``scale`` is not a real number.
+      TypeError: if ``scale`` is not a real number or ``zero`` not a bool.
       ValueError: for a negative or NaN ``scale``.
 
     Examples:
@@ -450,7 +451,7 @@ def mup_readout(
       Hyperparameter Transfer", 2022. arXiv:2203.03466 (Table 3 and Section D.2).
     """
     scale = check_real("scale", scale, nonnegative=True)
-    if zero:
+    if check_bool("zero", zero):
         return zeros if dtype is None else constant(0.0, dtype)
     return _MupReadout(
         scale,

@@ -84,6 +84,16 @@ def _raw_key_shape_for(impl_name: str) -> tuple[int, ...]:
 # --------------------------------------------------------------------------------------
 
 
+def check_bool(name: str, value: Any) -> bool:
+    """Returns ``value`` if it is a bool (Python or NumPy); raises naming ``name`` otherwise.
+
+    A truthy string such as ``"no"`` or a ``None`` must not silently pick a branch.
+    """
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"`{name}` must be True or False; got {value!r}.")
+    return bool(value)
+
+
 def check_choice(name: str, value: C, allowed: Sequence[str]) -> C:
     """Returns ``value`` if it is one of ``allowed``; raises naming them otherwise."""
     options = ", ".join(repr(a) for a in allowed)

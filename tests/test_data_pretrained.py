@@ -540,6 +540,21 @@ def test_transfer_duplicate_targets_and_bad_inputs():
         jinit.transfer(model, 3)
     with pytest.raises(ValueError, match="`layout`"):
         jinit.transfer(model, {}, layout="keras")
+    for strict in (None, "no", 0):  # a truthy or falsy non-bool must not pick a branch
+        with pytest.raises(TypeError, match="`strict` must be True or False"):
+            jinit.transfer(model, {}, strict=strict)
+
+
+@pytest.mark.parametrize("source", [np.array(7), np.int64(7), 7, jnp.array(7)])
+def test_scalars_keep_their_shape(tmp_path, source):
+    # np.ascontiguousarray turns a 0-d array into shape (1,); found by tests/test_fuzz_tools.py
+    params = {"step": jnp.zeros((), jnp.int32), "scale": jnp.ones((), jnp.float32)}
+    new, report = jinit.transfer(params, {"step": source, "scale": np.float32(2.0)})
+    assert report.ok and new["step"].shape == () and new["scale"].shape == ()
+    assert int(new["step"]) == 7 and new["step"].dtype == jnp.int32 and float(new["scale"]) == 2
+    np.savez(tmp_path / "s.npz", scale=np.array(2.5, np.float32))
+    got = jinit.from_checkpoint(tmp_path / "s.npz", "scale")(jax.random.key(0), ())
+    assert got.shape == () and float(got) == 2.5
 
 
 def test_from_checkpoint_out_sharding(tmp_path):

@@ -54,6 +54,7 @@ import threadpoolctl
 
 from jinit._core import check_key, check_real
 from jinit._table import format_table
+from jinit._validate import check_bool
 from jinit.tools import _capture
 
 __all__ = ["LSUVLayer", "LSUVReport", "lsuv", "lsuv_linen"]
@@ -114,8 +115,10 @@ class LSUVReport(tuple):
         return f"LSUVReport({list(self)!r}, skipped={list(self.skipped)!r})"
 
 
-def _check_args(tol: Any, max_iters: Any) -> tuple[float, int]:
-    """``tol``: a real number in (0, 1); ``max_iters``: an int >= 0. TypeError for other kinds."""
+def _check_args(tol: Any, max_iters: Any, orthogonal_preinit: Any) -> tuple[float, int]:
+    """``tol``: a real number in (0, 1); ``max_iters``: an int >= 0; ``orthogonal_preinit``: a
+    bool. TypeError for other kinds."""
+    check_bool("orthogonal_preinit", orthogonal_preinit)
     if isinstance(tol, jax.core.Tracer):
         raise TypeError(f"`tol` must be a concrete real number, not a traced value; got {tol!r}.")
     tol = check_real("tol", tol)
@@ -528,7 +531,8 @@ def lsuv(
 
     Raises:
       TypeError: if ``model`` is not an ``nnx.Module``, ``tol`` is not a real number,
-        ``max_iters`` not an int or ``key`` not a PRNG key.
+        ``max_iters`` not an int, ``orthogonal_preinit`` not a bool or ``key`` not a PRNG
+        key.
       ValueError: for ``tol`` outside (0, 1), a negative ``max_iters``, or a model whose
         forward pass calls no layer of the processed types.
 
@@ -555,7 +559,7 @@ def lsuv(
             f"`model` must be an nnx.Module; got {type(model).__name__}. "
             "For flax.linen use jinit.lsuv_linen(module, variables, batch)."
         )
-    tol, max_iters = _check_args(tol, max_iters)
+    tol, max_iters = _check_args(tol, max_iters, orthogonal_preinit)
     key = _check_key(key)
     types = _capture.check_layer_types(layer_types, _capture.nnx_layer_types(), strict=True)
     layers = _capture.nnx_layers(model, types)
@@ -666,7 +670,8 @@ def lsuv_linen(
 
     Raises:
       TypeError: if ``module`` is not a linen Module, ``variables`` has no ``"params"``,
-        ``tol`` is not a real number, ``max_iters`` not an int or ``key`` not a PRNG key.
+        ``tol`` is not a real number, ``max_iters`` not an int, ``orthogonal_preinit`` not a
+        bool or ``key`` not a PRNG key.
       ValueError: for ``tol`` outside (0, 1), a negative ``max_iters``, or a model whose
         forward pass calls no layer of the processed types.
 
@@ -696,7 +701,7 @@ def lsuv_linen(
         )
     if not hasattr(variables, "get") or "params" not in variables:
         raise TypeError("`variables` must be a linen variables dict with a 'params' collection.")
-    tol, max_iters = _check_args(tol, max_iters)
+    tol, max_iters = _check_args(tol, max_iters, orthogonal_preinit)
     key = _check_key(key)
     types = _capture.check_layer_types(layer_types, _capture.linen_layer_types(), strict=True)
     from flax.core import FrozenDict, freeze, unfreeze

@@ -23,6 +23,7 @@ import numpy as np
 from jax.sharding import NamedSharding
 
 from jinit._core import Initializer, Shape, check_choice, check_dtype_arg
+from jinit._validate import check_bool
 from jinit.tools import _checkpoint as ckpt
 from jinit.tools._capture import rebox as _rebox
 from jinit.tools._capture import unbox as _unbox
@@ -93,7 +94,7 @@ class FromCheckpoint(Initializer):
             raise self._changed("the array's content differs")
         if self.layout == "torch":
             arr = ckpt.torch_to_jax_kernel(arr)
-        arr = ckpt.cast_checked(np.ascontiguousarray(arr), dtype, self.casting, what)
+        arr = ckpt.cast_checked(np.asarray(arr, order="C"), dtype, self.casting, what)
         if isinstance(out_sharding, NamedSharding):
             return jax.device_put(arr, out_sharding)
         out = jnp.asarray(arr)
@@ -620,8 +621,9 @@ def transfer(
       ValueError: with ``strict=True``, on missing or mismatched parameters (the message is
         the report; nothing is read from the source then); always, if two source arrays
         map to the same target, or for a malformed checkpoint (naming the file and entry).
-      TypeError: for an unsupported target or source, or a ``mapping`` that is not a dict
-        of ``str -> str | None``, a callable returning those, or None.
+      TypeError: for an unsupported target or source, a ``strict`` that is not a bool, or a
+        ``mapping`` that is not a dict of ``str -> str | None``, a callable returning those,
+        or None.
 
     Examples:
       >>> import numpy as np, jinit
@@ -633,6 +635,7 @@ def transfer(
       ((3, 2), True, ['kernel'])
     """
     check_choice("layout", layout, LAYOUTS)
+    check_bool("strict", strict)
     ckpt.check_casting(casting)
     lookup = _check_mapping(mapping)
     kind, targets, rebuild, owners = _target_leaves(target)
@@ -721,7 +724,7 @@ def transfer(
         if transposed:
             arr, _, _, _ = _torch_kernel(np.asarray(arr), t_name, tuple(np.shape(current)), owners)
         if not isinstance(arr, jax.Array):
-            arr = np.ascontiguousarray(arr)
+            arr = np.asarray(arr, order="C")  # ascontiguousarray makes a 0-d array 1-d
         try:
             value = ckpt.cast_checked(arr, _dtype_of(current), casting, f"source {s_name!r}")
         except ValueError as e:
