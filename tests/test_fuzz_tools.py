@@ -228,3 +228,67 @@ def test_lsuv_any_options(tol, max_iters, preinit, key):
         assert np.isfinite(var)
         if tol > 0 and max_iters >= 10:
             assert abs(var - 1.0) < max(tol, 1e-5) + 1e-4
+
+
+@FUZZ
+@given(
+    loss_fn=mostly(
+        st.sampled_from([None, lambda y: jnp.mean(y**2), lambda y: jnp.sum(jnp.abs(y))]),
+        st.sampled_from([lambda y: y, lambda y: "x", lambda: 0.0, 3, "mean"]),
+    ),
+    layer_types=mostly(
+        st.sampled_from([None, [nnx.Linear], (nnx.Linear, nnx.Conv), nnx.Linear]),
+        st.sampled_from([[], ["Linear"], [int], 3, "Linear"]),
+    ),
+)
+def test_diagnose_any_loss_and_layer_types(loss_fn, layer_types):
+    model = _MLP(nnx.Rngs(0))
+    allowed = (ValueError, TypeError)
+    diagnosis = _outcome(
+        jinit.diagnose, model, X, loss_fn=loss_fn, layer_types=layer_types, allowed=allowed
+    )
+    if diagnosis is None:
+        return
+    assert [layer.path for layer in diagnosis.layers] == ["a", "b"]
+    # the recorded output std is the plain forward pass's
+    np.testing.assert_allclose(
+        diagnosis.layers[0].output_std, float(jnp.std(model.a(X))), rtol=1e-5
+    )
+    assert np.isfinite(diagnosis.loss)
+
+
+@FUZZ
+@given(
+    name=mostly(st.sampled_from(["w", "b"]), st.sampled_from(["x", "", None, 3])),
+    layout=mostly(st.sampled_from(["jax", "torch"]), st.sampled_from(["keras", None])),
+    casting=mostly(st.sampled_from(["same_kind", "unsafe"]), st.sampled_from(["no", "x"])),
+    dtype=mostly(
+        st.sampled_from([None, jnp.float32, jnp.bfloat16, "float64"]),
+        st.sampled_from([jnp.int32, "x", 3, jnp.complex64]),
+    ),
+    shape=mostly(st.sampled_from([(4, 3), (3, 4), (3,)]), st.sampled_from([(), (5,), "ab"])),
+)
+def test_from_checkpoint_any_arguments(tmp_path_factory, name, layout, casting, dtype, shape):
+    path = tmp_path_factory.getbasetemp() / "fuzz.npz"
+    if not path.exists():
+        np.savez(path, w=np.arange(12, dtype=np.float32).reshape(4, 3), b=np.ones(3, np.float32))
+    allowed = (ValueError, TypeError, KeyError)  # KeyError: a missing name, documented
+    init = _outcome(
+        jinit.from_checkpoint,
+        path,
+        name,
+        layout=layout,
+        casting=casting,
+        dtype=dtype,
+        allowed=allowed,
+    )
+    if init is None:
+        return
+    w = _outcome(init, jax.random.key(0), shape, allowed=allowed)
+    if w is None:
+        return
+    stored = {"w": np.arange(12, dtype=np.float32).reshape(4, 3), "b": np.ones(3, np.float32)}[name]
+    if layout == "torch" and stored.ndim == 2:
+        stored = stored.T
+    assert w.shape == stored.shape == tuple(shape)
+    np.testing.assert_allclose(np.asarray(w, np.float64), stored, rtol=1e-2)
