@@ -32,11 +32,12 @@ def fast_init(fn: Callable[..., Any], *, chunk_bytes: int = 64 * 2**20) -> Calla
     in that draw's group.
 
     The wrapper has ``fn``'s signature. Called directly it compiles itself (cached per
-    input shapes and dtypes; arguments that are not arrays, such as ``train=False``, are
-    static). It composes with ``jax.jit`` (``out_shardings``, ``in_shardings``),
-    ``jax.eval_shape`` and the partitioning metadata of ``nn.with_partitioning`` /
-    ``nnx.with_partitioning``; under ``out_shardings`` each device still generates only
-    its own shards.
+    input shapes and dtypes; arguments that are not arrays, such as ``train=False`` or a
+    config, are static; an unhashable one, such as a config holding a list, is not cached
+    on: each such call compiles again). It composes with ``jax.jit`` (``out_shardings``,
+    ``in_shardings``), ``jax.eval_shape`` and the partitioning metadata of
+    ``nn.with_partitioning`` / ``nnx.with_partitioning``; under ``out_shardings`` each
+    device still generates only its own shards.
 
     ``fn`` may also be an ``nnx.Module`` class or any function that returns an nnx Module
     (its arguments may hold ``nnx.Rngs``): the wrapper then returns the Module, with the
@@ -84,6 +85,20 @@ def fast_init(fn: Callable[..., Any], *, chunk_bytes: int = 64 * 2**20) -> Calla
     except (AttributeError, TypeError):
         pass
     return wrapper
+
+
+def _hashable(static: Any) -> bool:
+    """Whether the static arguments can key the compile cache.
+
+    A static argument that is not hashable (a config dataclass holding a list, like Flax's
+    Gemma ``TransformerConfig``) is not cached on: each call traces and compiles again, so a
+    value changed between calls can never reuse a program built for the old one.
+    """
+    try:
+        hash(static)
+    except TypeError:
+        return False
+    return True
 
 
 def _is_array(x: Any) -> bool:
@@ -149,14 +164,9 @@ class _FastInit:
         dynamic = [x for x in leaves if _is_array(x)]
         static = tuple((i, x) for i, x in enumerate(leaves) if not _is_array(x))
         spec = (treedef, static, len(leaves))
-        try:
-            hash(spec)
-        except TypeError as e:
-            raise TypeError(
-                "fast_init: arguments that are not arrays are treated as static and must be "
-                f"hashable; got {[x for _, x in static]!r}."
-            ) from e
-        return self._jitted(spec, *dynamic)
+        if _hashable(spec):
+            return self._jitted(spec, *dynamic)
+        return jax.jit(functools.partial(self._impl, spec))(*dynamic)
 
     # -------------------------------------------------------------------- pytree path
 
@@ -197,18 +207,25 @@ class _FastInit:
         from flax import nnx
 
         graphdef, state = nnx.split((args, kwargs))
-        try:
-            hash(graphdef)
-        except TypeError as e:
-            raise TypeError(
-                "fast_init: static (non-array) arguments of an nnx constructor must be hashable."
-            ) from e
-        in_state, model_state = self._nnx_jitted(graphdef, state)
-        out_graphdef = self._nnx_out[graphdef]
+        if _hashable(graphdef):
+            in_state, model_state = self._nnx_jitted(graphdef, state)
+            out_graphdef = self._nnx_out[graphdef]
+        else:
+            cell: list[Any] = []
+            traced = functools.partial(self._nnx_trace, graphdef, cell)
+            in_state, model_state = jax.jit(traced)(state)
+            out_graphdef = cell[0]
         nnx.update((args, kwargs), in_state)
         return nnx.merge(out_graphdef, model_state)
 
     def _nnx_impl(self, graphdef: Any, state: Any) -> Any:
+        cell: list[Any] = []
+        out = self._nnx_trace(graphdef, cell, state)
+        self._nnx_out[graphdef] = cell[0]
+        return out
+
+    def _nnx_trace(self, graphdef: Any, cell: list[Any], state: Any) -> Any:
+        """The constructor traced with grouped draws; the Module's graphdef goes to ``cell``."""
         from flax import nnx
 
         leaves, state_tree = jax.tree.flatten(state)
@@ -222,7 +239,7 @@ class _FastInit:
                     f"nnx.Module; got {type(model).__name__}."
                 )
             out_graphdef, model_state = nnx.split(model)
-            self._nnx_out[graphdef] = out_graphdef
+            cell.append(out_graphdef)
             return (nnx.state((args, kwargs)), model_state)
 
         return self._grouped(build, leaves)
