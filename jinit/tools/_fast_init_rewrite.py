@@ -269,8 +269,28 @@ def _bind_varying(eqn: Any, invals: Sequence[Any], zero: Any, unrolled: bool = F
         return [v.val if isinstance(v, jcore.Literal) else env[v] for v in sub.jaxpr.outvars]
     outs = _bind(eqn, invals)
     if eqn.primitive.name == "iota":
-        outs = [outs[0] + zero.astype(outs[0].dtype)]
+        # Not for a sampler that draws under another mesh (jinit's and jax.random's with
+        # ``out_sharding`` under an Explicit mesh draw with Auto axes): ``zero`` is typed
+        # with the context's mesh. Only a hoisting hint is lost.
+        mesh = _mesh_of(eqn.outvars[0].aval)
+        if mesh is None or mesh == jax.sharding.get_abstract_mesh():
+            outs = [outs[0] + zero.astype(outs[0].dtype)]
     return outs
+
+
+def _sharded(x: Any) -> bool:
+    """Whether ``x`` is typed as sharded over a mesh axis (an Explicit mesh): reading one
+    element of it is then an error, so :meth:`_Context.never` does not use it."""
+    spec = getattr(getattr(jax.typeof(x), "sharding", None), "spec", None)
+    return spec is not None and any(p is not None for p in spec)
+
+
+def _mesh_of(aval: Any) -> Any:
+    """The abstract mesh an aval is typed with (None for none or an empty one)."""
+    mesh = getattr(getattr(aval, "sharding", None), "mesh", None)
+    if isinstance(mesh, jax.sharding.AbstractMesh) and mesh.axis_names:
+        return mesh
+    return None
 
 
 def _unrollable(eqn: Any) -> bool:
@@ -465,7 +485,7 @@ def evaluate(
     # argument may still be a constant to XLA (nnx's Rngs count, made inside the outer
     # jit), so the predicate combines several (see _Context.never).
     runtime = [x for x in args if hasattr(x, "shape") and hasattr(x, "dtype")]
-    runtime = [x for x in runtime if math.prod(x.shape)]
+    runtime = [x for x in runtime if math.prod(x.shape) and not _sharded(x)]
     keys = [x for x in runtime if jnp.issubdtype(x.dtype, jax.dtypes.prng_key)]
     ctx.runtime = keys[:4] + sorted(runtime, key=lambda x: math.prod(x.shape))[:4]
     for s in range(p.n_stages + 1):
@@ -603,7 +623,11 @@ def _stack(vs: Sequence[Any], ctx: _Context) -> Any:
             if pos == list(range(src.shape[0])):
                 return src
             return jnp.take(src, np.asarray(pos, np.int32), axis=0)
-    return jnp.stack([ctx.read(v) for v in vs])
+    vals = [ctx.read(v) for v in vs]
+    if all(x is vals[0] for x in vals[1:]):  # one value (Flax folds every key from one)
+        x = vals[0]
+        return jax.lax.broadcast_in_dim(x, (len(vals), *x.shape), tuple(range(1, x.ndim + 1)))
+    return jnp.stack(vals)
 
 
 def _slots(chunk: list[_Member]) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
@@ -648,7 +672,28 @@ def _fold_in_unrolled(chunk: list[_Member], ctx: _Context) -> Any:
     return jax.random.wrap_key_data(jnp.stack([y0, y1], axis=-1), impl="threefry2x32")
 
 
+def _aval_mesh(chunk: list[_Member]) -> Any:
+    """The abstract mesh that the chunk's values are typed with, when it is not the
+    context's: ``jax.random``'s samplers called with ``out_sharding`` under an Explicit
+    mesh draw under the same mesh with Auto axes, then reshard. None if there is none."""
+    for eqn in chunk[0].eqns:
+        for v in (*eqn.invars, *eqn.outvars):
+            mesh = _mesh_of(v.aval)
+            if mesh is not None:
+                return None if mesh == jax.sharding.get_abstract_mesh() else mesh
+    return None
+
+
 def _run_chunk(chunk: list[_Member], ctx: _Context) -> None:
+    mesh = _aval_mesh(chunk)
+    if mesh is None:
+        _run_chunk_here(chunk, ctx)
+    else:
+        with jax.sharding.use_abstract_mesh(mesh):
+            _run_chunk_here(chunk, ctx)
+
+
+def _run_chunk_here(chunk: list[_Member], ctx: _Context) -> None:
     first = chunk[0]
     shared_slots, stacked_slots = _slots(chunk)
     shared = {slot: ctx.read(first.eqns[slot[0]].invars[slot[1]]) for slot in shared_slots}
