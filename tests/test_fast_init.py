@@ -415,6 +415,24 @@ def test_random_code_does_not_grow_with_depth(kernel_init):
     assert copies(program(8, jax.jit)) == (8, 16)  # one per kernel, one fold_in per parameter
 
 
+def test_compiled_program_large_kernels_do_not_grow_with_depth():
+    """In XLA's optimized program, the grouped init has as many large kernels (samplers,
+    hashes: fused computations of more than 60 instructions) and loops at depth 4 as at
+    depth 2, while plain jit's grow with the depth (XLA:CPU compiles each on its own)."""
+
+    def large(depth, wrap):
+        model = _mlp(depth, jinit.he_normal())
+        text = jax.jit(wrap(model.init)).lower(KEY, jnp.ones((1, 16))).compile().as_text()
+        bodies = re.findall(r"\n%(\S*fused\S*) \([^\n]*\{\n(.*?)\n\}", text, re.S)
+        return sum(1 for _, body in bodies if body.count("\n") > 60), text.count(" while(")
+
+    fast2, fast4 = large(2, jinit.fast_init), large(4, jinit.fast_init)
+    plain2, plain4 = large(2, jax.jit), large(4, jax.jit)
+    assert fast2 == fast4, (fast2, fast4)
+    assert fast2[0] >= 1 and fast2[1] >= 1
+    assert plain4[0] >= plain2[0] + 2, (plain2, plain4)
+
+
 # ----------------------------------------------------------------------------- sharding
 
 WORKER = os.path.join(os.path.dirname(__file__), "fast_init_sharded_worker.py")
