@@ -148,6 +148,8 @@ class Options:
     unrolled_bits: bool = True
     # Run the mapped loops one after the other (see _map_after).
     sequence: bool = True
+    # Keep a mapped draw out of the loop's in-place update (a never-true lax.cond).
+    draw_apart: bool = True
 
 
 # ------------------------------------------------------------------------------ analysis
@@ -786,7 +788,8 @@ def _run_chunk_here(chunk: list[_Member], ctx: _Context) -> None:
         avals = [v.aval for v in first.outvars]
         keyed = any(jnp.issubdtype(a.dtype, jax.dtypes.prng_key) for a in avals)
         typed = any(_spec_sharded(a) for a in avals)  # zeros would need the sharding too
-        never = None if keyed or typed or ctx.foreign_mesh else ctx.never(stacked[0])
+        plain_draw = keyed or typed or ctx.foreign_mesh or not ctx.options.draw_apart
+        never = None if plain_draw else ctx.never(stacked[0])
         outs = _map_after(step, stacked, avals, len(chunk), ctx)
     idx = ctx.indices(outs[0])
     cut = {}
