@@ -434,11 +434,10 @@ def test_compiled_program_large_kernels_do_not_grow_with_depth():
     assert plain4[0] >= plain2[0] + 2, (plain2, plain4)
 
 
-def test_group_stacks_not_all_alive_at_once():
+def test_group_stacks_alive_one_at_a_time():
     """The mapped loops run one after the other, so XLA reuses the stacked buffers: the
-    program's temporaries stay well below the sum of the groups' stacks (XLA:CPU would
-    otherwise run every loop first and copy the rows out after, all stacks alive; it
-    reuses a buffer for every other loop, so two stacks are alive at a time)."""
+    program's temporaries hold about one group's stack, not the sum of them (XLA:CPU
+    would otherwise run every loop first and copy the rows out after, all stacks alive)."""
     init = jinit.he_normal()
     shapes = [(64, 128), (128, 64), (32, 256), (256, 32)]
 
@@ -448,7 +447,7 @@ def test_group_stacks_not_all_alive_at_once():
 
     stacks = sum(6 * math.prod(s) * 4 for s in shapes)
     got = jax.jit(jinit.fast_init(fn)).lower(KEY).compile()
-    assert got.memory_analysis().temp_size_in_bytes < 0.6 * stacks
+    assert got.memory_analysis().temp_size_in_bytes < 0.35 * stacks
     assert_tree_equal(got(KEY), jax.jit(fn)(KEY))
 
 

@@ -49,9 +49,9 @@ XLA:CPU facts that shape the emitted code (measured with jax 0.10.2 on a 2-core 
   1.7x -> 1.35x of plain jit, with Flax's 1.0x -> 0.7x (a zeros kernel per draw shape).
 - XLA:CPU runs independent loops first and copies the rows out after, so every group's
   stack was alive at once (peak 1.87x of plain jit with jinit's initializers): each loop
-  now starts after the previous one's rows (:func:`_map_after`), two stacks alive at a
-  time (1.56x). The stack and the copy into the parameters stay: 1.35x run time for
-  jinit's fast draws, whose plain jit writes straight into the parameters.
+  now starts after the previous one's rows are cut (:func:`_map_after`), one stack alive
+  at a time (1.26x). The stack and the copy into the parameters stay: ~1.1-1.35x run
+  time for jinit's fast draws, whose plain jit writes straight into the parameters.
 - jax lowers ``threefry2x32`` on CPU to a rolled loop: four kernels per draw shape, ~60%
   of a grouped 24-layer transformer's compile time. jinit's unrolled hash
   (``jinit._threefry``, the same bits) is one kernel of ~12 ms, fused with the sampler's
@@ -798,11 +798,7 @@ def _run_chunk_here(chunk: list[_Member], ctx: _Context) -> None:
             cut[v] = jax.lax.dynamic_index_in_dim(y, idx[k], keepdims=False)
             ctx.rows[v] = (y, k)
     if mapped and ctx.options.sequence and not ctx.foreign_mesh:
-        # The next loop reads one element of these rows (see _map_after); the barrier
-        # keeps XLA from reading it from the stack instead, so every row is cut out (and
-        # the stack dead) before the next loop starts.
-        cut = dict(zip(cut, jax.lax.optimization_barrier(list(cut.values())), strict=True))
-        last = cut[chunk[-1].outvars[0]]
+        last = cut[chunk[-1].outvars[0]]  # the next loop starts after it (_map_after)
         ctx.last_row = last if _readable(last) else None
     ctx.env.update(cut)
 
@@ -815,12 +811,12 @@ def _map_after(
     XLA:CPU schedules independent loops first and their slices after, so every group's
     stack would be alive at once (peak memory: the parameters twice). Here the stacked
     buffers start as a fill value that reads one element of a row cut from the previous
-    loop (behind the never-true predicate; the rows come out of one
-    ``optimization_barrier``, so all of them are cut first): each loop starts once the
-    previous stack is dead. XLA then reuses a stack's buffer every other loop (two stacks
-    alive at a time, not all: on the 24-layer transformer with jinit's initializers peak
-    memory 1.56x of ``jax.jit(init)`` instead of 1.87x). Falls back to ``lax.map`` for the
-    first loop and where the element cannot be read (keys, sharded rows, another mesh).
+    loop, through a cond on the never-true predicate (a select would be fused into the
+    fill, which would then read the previous stack while writing this one): each loop
+    starts once the previous stack is dead, and XLA gives every stack the same buffer
+    (24-layer transformer with jinit's initializers: peak memory 1.26x of
+    ``jax.jit(init)`` instead of 1.87x). Falls back to ``lax.map`` for the first loop
+    and where the element cannot be read (keys, sharded rows, another mesh).
     """
     steps = jnp.arange(n, dtype=jnp.int32)
     prev = ctx.last_row
@@ -834,7 +830,9 @@ def _map_after(
         outs = jax.lax.map(step, (stacked, steps))
     else:
         dep = jnp.real(prev[(0,) * prev.ndim]).astype(jnp.float32)
-        seed = jnp.where(ctx.never(stacked[0]), dep, jnp.float32(0))
+        # A cond, not a select: XLA would fuse the read into the fill, which then reads
+        # the previous stack while writing this one (both alive).
+        seed = jax.lax.cond(ctx.never(stacked[0]), lambda d: d, jnp.zeros_like, dep)
         init = [jnp.broadcast_to(seed.astype(a.dtype), (n, *a.shape)) for a in avals]
 
         def loop(i: Any, bufs: list[Any]) -> list[Any]:
