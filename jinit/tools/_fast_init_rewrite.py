@@ -582,12 +582,12 @@ class _Context:
     def indices(self, source: Any) -> tuple[Any, ...]:
         """Row indices 0..max_chunk-1 as run-time scalars (one buffer each).
 
-        XLA compiles one kernel per distinct fused computation and shares identical ones:
-        ``dynamic_slice(stack, i)`` with ``i`` a run-time scalar is the same kernel for every
-        row, while a constant ``i`` (a static slice) would be a new kernel per parameter. The
-        scalars come out of a ``lax.cond`` on :meth:`never`, a predicate that is always
-        false but that XLA cannot fold (read from the function's run-time arguments, or from
-        ``source`` when it has none).
+        ``dynamic_slice(stack, i)`` with ``i`` a run-time scalar is the same small fused
+        computation for every row (146 of them compile in 0.14 s), while a constant ``i`` (a
+        static slice) is a different one per parameter (1.34 s). The scalars come out of a
+        ``lax.cond`` on :meth:`never`, a predicate that is always false but that XLA cannot
+        fold (read from the function's run-time arguments, or from ``source`` when it has
+        none).
         """
         if self._indices is None:
             never = self.never(source)
