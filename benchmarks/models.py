@@ -422,6 +422,9 @@ def main(argv: list[str] | None = None) -> int:
         "--only", choices=("models", "reinit"), default=None, help="run one part only"
     )
     parser.add_argument("--reinit-depth", type=int, default=24)
+    parser.add_argument(
+        "--tag", default="", help="suffix of the results files (keeps earlier results of the day)"
+    )
     args = parser.parse_args(argv)
     depths = [2] if args.quick else [int(d) for d in args.depths.split(",")]
     machine = _machine()
@@ -438,6 +441,8 @@ def main(argv: list[str] | None = None) -> int:
     stem = os.path.join(args.out, f"models-{machine['backend']}-{date}")
     if args.quick:
         stem += "-quick"
+    if args.tag:
+        stem += f"-{args.tag}"
     report: dict[str, Any] = {}
     if args.only is not None and os.path.exists(stem + ".json"):
         with open(stem + ".json", encoding="utf-8") as f:

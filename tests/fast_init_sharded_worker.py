@@ -25,10 +25,15 @@ import jinit
 class Block(nn.Module):
     d: int
     kernel_init: object
+    partitioned: bool = True
 
     @nn.compact
     def __call__(self, x):
-        part = lambda *names: nn.with_partitioning(self.kernel_init, names)
+        def part(*names):
+            if not self.partitioned:
+                return self.kernel_init
+            return nn.with_partitioning(self.kernel_init, names)
+
         h = nn.Dense(4 * self.d, kernel_init=part("data", "model"))(nn.LayerNorm()(x))
         h = nn.Dense(self.d, kernel_init=part("model", "data"))(nn.gelu(h))
         # Two kernels of one shape with transposed shardings: grouped apart.
@@ -41,11 +46,12 @@ class Net(nn.Module):
     depth: int
     d: int
     kernel_init: object
+    partitioned: bool = True
 
     @nn.compact
     def __call__(self, x):
         for _ in range(self.depth):
-            x = Block(self.d, self.kernel_init)(x)
+            x = Block(self.d, self.kernel_init, self.partitioned)(x)
         return x
 
 
@@ -95,7 +101,57 @@ def main():
                 "output_shard_bytes": sum(shard_bytes),
             }
         )
+    out["explicit"] = explicit_cases()
     print(json.dumps(out))
+
+
+def explicit_cases():
+    """``fast_init`` under ``jax.set_mesh`` of a mesh with Explicit axes: draws with an
+    ``out_sharding`` (jax.random's and jinit's draw under the mesh with Auto axes, then
+    reshard) and a model whose input is sharded over the batch."""
+    from jax.sharding import AxisType
+    from jax.sharding import PartitionSpec as P
+
+    mesh = jax.make_mesh((4, 2), ("data", "model"), axis_types=(AxisType.Explicit,) * 2)
+    spec = P("data", "model")
+
+    def draws(key):
+        keys = [jax.random.fold_in(key, i) for i in range(6)]
+        out = {
+            f"jax{i}": jax.random.normal(k, (32, 16), out_sharding=spec)
+            for i, k in enumerate(keys[:3])
+        }
+        for i, k in enumerate(keys[3:]):
+            out[f"jinit{i}"] = jinit.he_normal()(k, (32, 16), out_sharding=spec)
+        return out
+
+    # (Flax's partitioning metadata under an Explicit mesh asserts the initializer's
+    # sharding: not used here.)
+    model = Net(depth=2, d=32, kernel_init=jinit.he_normal(), partitioned=False)
+    cases = []
+    with jax.set_mesh(mesh):
+        key = jax.random.key(0)
+        x = jax.device_put(jnp.ones((8, 32)), NamedSharding(mesh, P("data")))
+        for name, fn, args in [
+            ("out_sharding draws", draws, (key,)),
+            ("sharded input", model.init, (key, x)),
+        ]:
+            want = jax.tree.leaves(nn.meta.unbox(jax.jit(fn)(*args)))
+            got = jax.tree.leaves(nn.meta.unbox(jinit.fast_init(fn)(*args)))
+            cases.append(
+                {
+                    "case": name,
+                    "values_equal": len(got) == len(want)
+                    and all(
+                        np.array_equal(np.asarray(a), np.asarray(b))
+                        for a, b in zip(got, want, strict=False)
+                    ),
+                    "shardings_equal": all(
+                        a.sharding == b.sharding for a, b in zip(got, want, strict=False)
+                    ),
+                }
+            )
+    return cases
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """jinit.fast_init: same values as jax.jit(fn), grouped draws, nnx, metadata, sharding."""
 
 import json
+import math
 import os
 import re
 import subprocess
@@ -415,6 +416,41 @@ def test_random_code_does_not_grow_with_depth(kernel_init):
     assert copies(program(8, jax.jit)) == (8, 16)  # one per kernel, one fold_in per parameter
 
 
+def test_compiled_program_large_kernels_do_not_grow_with_depth():
+    """In XLA's optimized program, the grouped init has as many large kernels (samplers,
+    hashes: fused computations of more than 60 instructions) and loops at depth 4 as at
+    depth 2, while plain jit's grow with the depth (XLA:CPU compiles each on its own)."""
+
+    def large(depth, wrap):
+        model = _mlp(depth, jinit.he_normal())
+        text = jax.jit(wrap(model.init)).lower(KEY, jnp.ones((1, 16))).compile().as_text()
+        bodies = re.findall(r"\n%(\S*fused\S*) \([^\n]*\{\n(.*?)\n\}", text, re.S)
+        return sum(1 for _, body in bodies if body.count("\n") > 60), text.count(" while(")
+
+    fast2, fast4 = large(2, jinit.fast_init), large(4, jinit.fast_init)
+    plain2, plain4 = large(2, jax.jit), large(4, jax.jit)
+    assert fast2 == fast4, (fast2, fast4)
+    assert fast2[0] >= 1 and fast2[1] >= 1
+    assert plain4[0] >= plain2[0] + 2, (plain2, plain4)
+
+
+def test_group_stacks_alive_one_at_a_time():
+    """The mapped loops run one after the other, so XLA reuses the stacked buffers: the
+    program's temporaries hold about one group's stack, not the sum of them (XLA:CPU
+    would otherwise run every loop first and copy the rows out after, all stacks alive)."""
+    init = jinit.he_normal()
+    shapes = [(64, 128), (128, 64), (32, 256), (256, 32)]
+
+    def fn(key):
+        keys = jax.random.split(key, 24)
+        return [init(keys[i], shapes[i % 4]) for i in range(24)]
+
+    stacks = sum(6 * math.prod(s) * 4 for s in shapes)
+    got = jax.jit(jinit.fast_init(fn)).lower(KEY).compile()
+    assert got.memory_analysis().temp_size_in_bytes < 0.35 * stacks
+    assert_tree_equal(got(KEY), jax.jit(fn)(KEY))
+
+
 # ----------------------------------------------------------------------------- sharding
 
 WORKER = os.path.join(os.path.dirname(__file__), "fast_init_sharded_worker.py")
@@ -434,6 +470,17 @@ def sharded_report():
 def test_sharded_values_and_shardings_equal(sharded_report):
     assert sharded_report["devices"] == 8
     for case in sharded_report["cases"]:
+        assert case["values_equal"], case
+        assert case["shardings_equal"], case
+
+
+@pytest.mark.slow
+def test_explicit_mesh_values_and_shardings_equal(sharded_report):
+    """Under ``jax.set_mesh`` of an Explicit-axes mesh: draws with ``out_sharding`` (made
+    under the mesh with Auto axes) and a batch-sharded input give jax.jit's values and
+    shardings."""
+    assert len(sharded_report["explicit"]) == 2
+    for case in sharded_report["explicit"]:
         assert case["values_equal"], case
         assert case["shardings_equal"], case
 

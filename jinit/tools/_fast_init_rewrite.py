@@ -21,14 +21,37 @@ which keeps the values bit for bit equal (folding them outside changes the round
 
 XLA:CPU facts that shape the emitted code (measured with jax 0.10.2 on a 2-core CPU):
 
-- XLA compiles one kernel per distinct fused computation and reuses identical ones. A
-  static slice per parameter (``stack[i]``) is a new kernel for every parameter, and 146 of
-  them cost more compile time than the grouping saved; ``dynamic_slice(stack, i)`` with
-  ``i`` a run-time scalar is one kernel for every row (40 slices: 2.1 s -> 0.24 s). The
-  scalars come out of a ``lax.cond`` on a predicate XLA cannot fold (:meth:`_Context.indices`).
-- A draw fused into ``lax.map``'s in-place ``dynamic_update_slice`` ran on one thread
-  (2.2x slower than plain jit for jinit's samplers); an ``optimization_barrier`` after the
-  draw keeps it a kernel of its own, parallel as in plain jit.
+- XLA:CPU compiles every large fusion on its own, identical ones too (its computation
+  deduplicator skips computations of more than 128 instructions). A sampler emitted once
+  per parameter, even with its key read at a run-time index (the same fused computation
+  for every parameter), costs a full compile each (~30 ms for a 256x256 unrolled-hash
+  draw). Measured on the 24-layer transformer with jinit's initializers (machine
+  shared): every large draw emitted on its own, written straight into its parameter, ran
+  at 0.92x and peaked at 0.95x of ``jax.jit(init)`` but compiled in 0.74x of its time;
+  one loop per group: compile ~0.15x, run 1.3-1.6x, peak 1.9x. Only a loop body
+  (``lax.map``) is compiled once for all its rows, so groups stay loops, and the stack
+  and its copy into the parameters are the price.
+- The rows are cut out with ``dynamic_slice(stack, i)``, ``i`` a run-time scalar: 146
+  such slices of one stack compile in 0.14 s, 146 static slices ``stack[i]`` (a distinct
+  kernel each) in 1.34 s. The scalars come out of a ``lax.cond`` on a predicate XLA
+  cannot fold (:meth:`_Context.indices`).
+- Floors (24-layer transformer, 389 parameters): tracing ``model.init`` takes ~0.45 s
+  (as for ``jax.jit``), and a program returning zeros of the same 389 shapes compiles in
+  0.20-0.28 s: together ~0.07x of ``jax.jit(model.init)``'s 9.4-11 s. The grouped
+  program's XLA time is ~0.13 s of HLO passes and ~0.62 s of LLVM: the loop bodies (one
+  unrolled-hash sampler per distinct draw, ~50 ms each), the slices (~0.13 s), the
+  bias fills (~0.12 s, in the floor too), draws without a partner (the Embed table and
+  the head, ~50 ms each) and the grouped ``fold_in`` hash (~60 ms).
+- A draw fused into ``lax.map``'s in-place ``dynamic_update_slice`` runs on one thread
+  (plain jit's draws run on both cores); XLA drops an ``optimization_barrier`` and fuses
+  anyway. A ``lax.cond`` on the never-true predicate (zeros or the draw) keeps the draw
+  a kernel of its own, on both cores: 24-layer transformer with jinit's initializers, run
+  1.7x -> 1.35x of plain jit, with Flax's 1.0x -> 0.7x (a zeros kernel per draw shape).
+- XLA:CPU runs independent loops first and copies the rows out after, so every group's
+  stack was alive at once (peak 1.87x of plain jit with jinit's initializers): each loop
+  now starts after the previous one's rows are cut (:func:`_map_after`), one stack alive
+  at a time (1.26x). The stack and the copy into the parameters stay: ~1.1-1.35x run
+  time for jinit's fast draws, whose plain jit writes straight into the parameters.
 - jax lowers ``threefry2x32`` on CPU to a rolled loop: four kernels per draw shape, ~60%
   of a grouped 24-layer transformer's compile time. jinit's unrolled hash
   (``jinit._threefry``, the same bits) is one kernel of ~12 ms, fused with the sampler's
@@ -123,6 +146,10 @@ class Options:
     # computed by jinit's unrolled hash instead of jax's rolled loop (see the notes);
     # vmapped groups (of at most vmap_bytes per member) keep jax's own random_bits.
     unrolled_bits: bool = True
+    # Run the mapped loops one after the other (see _map_after).
+    sequence: bool = True
+    # Keep a mapped draw out of the loop's in-place update (a never-true lax.cond).
+    draw_apart: bool = True
 
 
 # ------------------------------------------------------------------------------ analysis
@@ -269,8 +296,35 @@ def _bind_varying(eqn: Any, invals: Sequence[Any], zero: Any, unrolled: bool = F
         return [v.val if isinstance(v, jcore.Literal) else env[v] for v in sub.jaxpr.outvars]
     outs = _bind(eqn, invals)
     if eqn.primitive.name == "iota":
-        outs = [outs[0] + zero.astype(outs[0].dtype)]
+        # Not for a sampler that draws under another mesh (jinit's and jax.random's with
+        # ``out_sharding`` under an Explicit mesh draw with Auto axes): ``zero`` is typed
+        # with the context's mesh. Only a hoisting hint is lost.
+        mesh = _mesh_of(eqn.outvars[0].aval)
+        if mesh is None or mesh == jax.sharding.get_abstract_mesh():
+            outs = [outs[0] + zero.astype(outs[0].dtype)]
     return outs
+
+
+def _sharded(x: Any) -> bool:
+    """Whether ``x`` is typed as sharded over a mesh axis (an Explicit mesh): reading one
+    element of it is then an error, so :meth:`_Context.never` does not use it."""
+    return _spec_sharded(jax.typeof(x))
+
+
+def _spec_sharded(aval: Any) -> bool:
+    spec = getattr(getattr(aval, "sharding", None), "spec", None)
+    return spec is not None and any(p is not None for p in spec)
+
+
+def _mesh_of(aval: Any) -> Any:
+    """The abstract mesh an aval is typed with, or an abstract mesh itself (None for none
+    or an empty one)."""
+    mesh: Any = aval
+    if not isinstance(aval, jax.sharding.AbstractMesh):
+        mesh = getattr(getattr(aval, "sharding", None), "mesh", None)
+    if isinstance(mesh, jax.sharding.AbstractMesh) and mesh.axis_names:
+        return mesh
+    return None
 
 
 def _unrollable(eqn: Any) -> bool:
@@ -465,7 +519,7 @@ def evaluate(
     # argument may still be a constant to XLA (nnx's Rngs count, made inside the outer
     # jit), so the predicate combines several (see _Context.never).
     runtime = [x for x in args if hasattr(x, "shape") and hasattr(x, "dtype")]
-    runtime = [x for x in runtime if math.prod(x.shape)]
+    runtime = [x for x in runtime if math.prod(x.shape) and not _sharded(x)]
     keys = [x for x in runtime if jnp.issubdtype(x.dtype, jax.dtypes.prng_key)]
     ctx.runtime = keys[:4] + sorted(runtime, key=lambda x: math.prod(x.shape))[:4]
     for s in range(p.n_stages + 1):
@@ -498,6 +552,8 @@ class _Context:
         self.max_chunk = 0
         self._indices: tuple[Any, ...] | None = None
         self.runtime: list[Any] = []
+        self.last_row: Any = None  # a row cut from the last mapped loop
+        self.foreign_mesh = False  # evaluating a group under its values' own mesh
 
     def read(self, v: Any) -> Any:
         return v.val if isinstance(v, jcore.Literal) else self.env[v]
@@ -526,12 +582,12 @@ class _Context:
     def indices(self, source: Any) -> tuple[Any, ...]:
         """Row indices 0..max_chunk-1 as run-time scalars (one buffer each).
 
-        XLA compiles one kernel per distinct fused computation and shares identical ones:
-        ``dynamic_slice(stack, i)`` with ``i`` a run-time scalar is the same kernel for every
-        row, while a constant ``i`` (a static slice) would be a new kernel per parameter. The
-        scalars come out of a ``lax.cond`` on :meth:`never`, a predicate that is always
-        false but that XLA cannot fold (read from the function's run-time arguments, or from
-        ``source`` when it has none).
+        ``dynamic_slice(stack, i)`` with ``i`` a run-time scalar is the same small fused
+        computation for every row (146 of them compile in 0.14 s), while a constant ``i`` (a
+        static slice) is a different one per parameter (1.34 s). The scalars come out of a
+        ``lax.cond`` on :meth:`never`, a predicate that is always false but that XLA cannot
+        fold (read from the function's run-time arguments, or from ``source`` when it has
+        none).
         """
         if self._indices is None:
             never = self.never(source)
@@ -603,7 +659,11 @@ def _stack(vs: Sequence[Any], ctx: _Context) -> Any:
             if pos == list(range(src.shape[0])):
                 return src
             return jnp.take(src, np.asarray(pos, np.int32), axis=0)
-    return jnp.stack([ctx.read(v) for v in vs])
+    vals = [ctx.read(v) for v in vs]
+    if all(x is vals[0] for x in vals[1:]):  # one value (Flax folds every key from one)
+        x = vals[0]
+        return jax.lax.broadcast_in_dim(x, (len(vals), *x.shape), tuple(range(1, x.ndim + 1)))
+    return jnp.stack(vals)
 
 
 def _slots(chunk: list[_Member]) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
@@ -648,7 +708,34 @@ def _fold_in_unrolled(chunk: list[_Member], ctx: _Context) -> Any:
     return jax.random.wrap_key_data(jnp.stack([y0, y1], axis=-1), impl="threefry2x32")
 
 
+def _aval_mesh(chunk: list[_Member]) -> Any:
+    """The abstract mesh that the chunk's values are typed with, when it is not the
+    context's: ``jax.random``'s samplers called with ``out_sharding`` under an Explicit
+    mesh draw under the same mesh with Auto axes, then reshard. None if there is none."""
+    for eqn in chunk[0].eqns:
+        for v in (*eqn.invars, *eqn.outvars):
+            mesh = _mesh_of(v.aval)
+            if mesh is not None:
+                return None if mesh == jax.sharding.get_abstract_mesh() else mesh
+    return None
+
+
 def _run_chunk(chunk: list[_Member], ctx: _Context) -> None:
+    mesh = _aval_mesh(chunk)
+    if mesh is None:
+        _run_chunk_here(chunk, ctx)
+    else:
+        # The never-true predicate is typed with the context's mesh: not usable here (the
+        # group is neither sequenced nor kept out of the in-place update by a cond).
+        ctx.foreign_mesh = True
+        try:
+            with jax.sharding.use_abstract_mesh(mesh):
+                _run_chunk_here(chunk, ctx)
+        finally:
+            ctx.foreign_mesh = False
+
+
+def _run_chunk_here(chunk: list[_Member], ctx: _Context) -> None:
     first = chunk[0]
     shared_slots, stacked_slots = _slots(chunk)
     shared = {slot: ctx.read(first.eqns[slot[0]].invars[slot[1]]) for slot in shared_slots}
@@ -672,9 +759,10 @@ def _run_chunk(chunk: list[_Member], ctx: _Context) -> None:
         return
     small = _member_bytes(first) <= ctx.options.vmap_bytes and _vmap_keeps_bits(first)
     folded = _fold_in_unrolled(chunk, ctx) if unrolled else None
+    mapped = folded is None and not (ctx.options.method == "vmap" or small)
     if folded is not None:
         outs = [folded]
-    elif ctx.options.method == "vmap" or small:
+    elif not mapped:
         outs = jax.vmap(body)(stacked)
     else:
 
@@ -684,15 +772,81 @@ def _run_chunk(chunk: list[_Member], ctx: _Context) -> None:
             # inside the loop body, computed in registers, as in plain jit. Hoisted, they
             # become arrays read from memory every iteration (2x slower for jinit's).
             zero = jax.lax.optimization_barrier(i) - i
-            # The barrier keeps the draw out of the loop's in-place update: XLA:CPU runs a
-            # fused dynamic-update-slice on one thread, the draw alone on all cores. (A
-            # ``lax.cond`` on a never-true predicate did the same at the price of a zeros
-            # kernel per draw shape: 45 of ResNet-50's 192 kernels.)
-            return jax.lax.optimization_barrier(body(xs, zero))
+            # XLA:CPU fuses a draw into the loop's in-place dynamic-update-slice and runs
+            # that fusion on one thread (2x slower than plain jit's draws on 2 cores); an
+            # ``optimization_barrier`` does not stop it (XLA drops it). A ``lax.cond`` on
+            # the never-true predicate does: the draw is a kernel of its own, on all cores,
+            # at the price of a zeros kernel per draw shape.
+            if never is None:
+                return jax.lax.optimization_barrier(body(xs, zero))
+            return jax.lax.cond(
+                never,
+                lambda: [jnp.zeros(a.shape, a.dtype) for a in avals],
+                lambda: body(xs, zero),
+            )
 
-        outs = jax.lax.map(step, (stacked, jnp.arange(len(chunk), dtype=jnp.int32)))
+        avals = [v.aval for v in first.outvars]
+        keyed = any(jnp.issubdtype(a.dtype, jax.dtypes.prng_key) for a in avals)
+        typed = any(_spec_sharded(a) for a in avals)  # zeros would need the sharding too
+        plain_draw = keyed or typed or ctx.foreign_mesh or not ctx.options.draw_apart
+        never = None if plain_draw else ctx.never(stacked[0])
+        outs = _map_after(step, stacked, avals, len(chunk), ctx)
     idx = ctx.indices(outs[0])
+    cut = {}
     for k, m in enumerate(chunk):
         for v, y in zip(m.outvars, outs, strict=True):
-            ctx.env[v] = jax.lax.dynamic_index_in_dim(y, idx[k], keepdims=False)
+            cut[v] = jax.lax.dynamic_index_in_dim(y, idx[k], keepdims=False)
             ctx.rows[v] = (y, k)
+    if mapped and ctx.options.sequence and not ctx.foreign_mesh:
+        last = cut[chunk[-1].outvars[0]]  # the next loop starts after it (_map_after)
+        ctx.last_row = last if _readable(last) else None
+    ctx.env.update(cut)
+
+
+def _map_after(
+    step: Any, stacked: Sequence[Any], avals: Sequence[Any], n: int, ctx: _Context
+) -> list[Any]:
+    """``lax.map(step, (stacked, arange(n)))``, started after the previous mapped loop.
+
+    XLA:CPU schedules independent loops first and their slices after, so every group's
+    stack would be alive at once (peak memory: the parameters twice). Here the stacked
+    buffers start as a fill value that reads one element of a row cut from the previous
+    loop, through a cond on the never-true predicate (a select would be fused into the
+    fill, which would then read the previous stack while writing this one): each loop
+    starts once the previous stack is dead, and XLA gives every stack the same buffer
+    (24-layer transformer with jinit's initializers: peak memory 1.26x of
+    ``jax.jit(init)`` instead of 1.87x). Falls back to ``lax.map`` for the first loop
+    and where the element cannot be read (keys, sharded rows, another mesh).
+    """
+    steps = jnp.arange(n, dtype=jnp.int32)
+    prev = ctx.last_row
+    keys = any(jnp.issubdtype(a.dtype, jax.dtypes.prng_key) for a in avals)
+    if prev is not None and _mesh_of(jax.typeof(prev)) not in (
+        None,
+        _mesh_of(jax.sharding.get_abstract_mesh()),
+    ):
+        prev = None  # made under another mesh (see _run_chunk)
+    if prev is None or keys or ctx.foreign_mesh or not ctx.options.sequence:
+        outs = jax.lax.map(step, (stacked, steps))
+    else:
+        dep = jnp.real(prev[(0,) * prev.ndim]).astype(jnp.float32)
+        # A cond, not a select: XLA would fuse the read into the fill, which then reads
+        # the previous stack while writing this one (both alive).
+        seed = jax.lax.cond(ctx.never(stacked[0]), lambda d: d, jnp.zeros_like, dep)
+        init = [jnp.broadcast_to(seed.astype(a.dtype), (n, *a.shape)) for a in avals]
+
+        def loop(i: Any, bufs: list[Any]) -> list[Any]:
+            xs = [jax.lax.dynamic_index_in_dim(x, i, keepdims=False) for x in stacked]
+            ys = step((xs, i))
+            return [
+                jax.lax.dynamic_update_index_in_dim(b, y, i, 0)
+                for b, y in zip(bufs, ys, strict=True)
+            ]
+
+        outs = jax.lax.fori_loop(0, n, loop, init)
+    return outs
+
+
+def _readable(x: Any) -> bool:
+    """Whether :func:`_map_after` can read one element of ``x``."""
+    return x.size > 0 and not jnp.issubdtype(x.dtype, jax.dtypes.prng_key) and not _sharded(x)
