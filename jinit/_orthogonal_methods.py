@@ -462,7 +462,9 @@ def _unpartitioned(factor: Any) -> Any:
     device a single slice, whose product XLA computes unbatched (again other rounding).
     ``custom_partitioning`` asks for replicated operands and results, so the values are
     the same on every mesh; on one device it is inlined (no cost). It has no batching rule,
-    so ``custom_vmap`` maps a vmapped call onto a call with one more batch axis.
+    so ``custom_vmap`` maps a vmapped call onto a call with one more batch axis. Its
+    partitioner is a host callback, which ``jax.export`` cannot serialize: a multi-device
+    export needs ``method="qr"``.
     """
 
     @custom_partitioning
