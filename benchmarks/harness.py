@@ -604,7 +604,8 @@ def _markdown(report: dict) -> str:
         f"# jinit benchmarks ({m['backend']}, {report['date']})",
         "",
         f"- machine: {m['cpu']}, {m['cores']} cores, {m['platform']}, load average "
-        f"{m.get('load_average', '?')}",
+        f"{m.get('load_average', '?')} at the end ({report.get('load_average_start', '?')} "
+        "at the start)" + ("; orthogonal cases only" if report.get("only") == "orthogonal" else ""),
         f"- jax {m['jax']} / jaxlib {m['jaxlib']}, numpy {m['numpy']}, torch {m['torch']}, "
         f"python {m['python']}; env {m.get('env', {})}; BLAS {m.get('blas', '?')}",
         f"- medians of up to {report['settings']['repeats']} interleaved runs after "
@@ -652,7 +653,9 @@ def _markdown(report: dict) -> str:
         )
     cold = report["cold"]
     lines += ["", "## Cold start (fresh process, import included)", ""]
-    if "error" in cold:
+    if not cold:
+        lines.append("- not run")
+    elif "error" in cold:
         lines.append(f"- failed: `{cold['error'][-300:]}`")
     else:
         lines.append(
@@ -664,7 +667,8 @@ def _markdown(report: dict) -> str:
         "",
         "## Orthogonal grid (eager, vs jax.nn.initializers.orthogonal)",
         "",
-        "`orthogonal` is the default (`method='auto'`: jax's QR and values).",
+        "`orthogonal` is the default (`method='auto'`: for one matrix jax's QR and values; "
+        "for stacks householder).",
         "",
         "| shape | jax | " + " | ".join(ORTHOGONAL_METHODS) + " |",
         "|---|---|" + "---|" * len(ORTHOGONAL_METHODS),
@@ -752,8 +756,15 @@ def _plan(quick: bool, orthogonal_max: int) -> dict:
         "orthogonal": _orthogonal_grid(orthogonal_max),
         "stacks": [
             s
-            for s in [(16, 32, 32), (16, 256, 256), (16, 512, 512), (16, 512, 128)]
-            if s[1] <= orthogonal_max
+            for s in [
+                (16, 32, 32),
+                (16, 256, 256),
+                (16, 512, 512),
+                (16, 1024, 1024),
+                (16, 512, 128),
+                (16, 128, 512),
+            ]
+            if max(s[1:]) <= orthogonal_max
         ],
         "sampler_n": 2048,
         "sharded": (2048, 2048),
@@ -773,8 +784,12 @@ def run(
     verbose: bool = True,
     orthogonal_max: int = 2048,
     suffix: str = "",
+    only: str = "all",
 ) -> dict:
     """Runs the benchmark and writes ``<out>/<backend>-<date><suffix>.{json,md}``.
+
+    ``only="orthogonal"`` runs the orthogonal grid and stacks alone (no cold start,
+    samplers, other initializers or sharded case).
 
     Returns:
         The report (also written as JSON and Markdown).
@@ -788,12 +803,17 @@ def run(
         if verbose:
             print(msg, file=sys.stderr, flush=True)
 
-    log("cold start")
-    cold = _cold_first_call(plan["cold_repeats"])
-    log("samplers")
-    samplers = _bench_samplers(plan["sampler_n"], settings, key)
+    load_start = [round(x, 2) for x in os.getloadavg()]
+    everything = only == "all"
+    cold: dict = {}
+    samplers: list[dict] = []
+    if everything:
+        log("cold start")
+        cold = _cold_first_call(plan["cold_repeats"])
+        log("samplers")
+        samplers = _bench_samplers(plan["sampler_n"], settings, key)
     initializers: list[dict] = []
-    for spec in plan["initializers"]:
+    for spec in plan["initializers"] if everything else []:
         for shape in plan["shapes"]:
             modes = MODES if shape in plan["full_modes_shapes"] else ("eager", "jit")
             log(f"{spec.name} {shape}")
@@ -807,7 +827,7 @@ def run(
         log(f"orthogonal stack {(n_stack, n, m)}")
         stacks += _bench_stack(n_stack, n, m, settings, torch, key)
     sharded_rows = []
-    if sharded:
+    if sharded and everything:
         log(f"sharded {plan['sharded']}")
         sharded_rows = _bench_sharded(plan["sharded"], settings)
 
@@ -817,6 +837,8 @@ def run(
         "date": now.strftime("%Y-%m-%d"),
         "timestamp": now.isoformat(timespec="seconds"),
         "quick": quick,
+        "only": only,
+        "load_average_start": load_start,
         "machine": _machine(torch),
         "settings": dataclasses.asdict(settings),
         "cold": cold,
@@ -879,6 +901,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--suffix", default="", metavar="S", help="appended to the result file names"
     )
+    parser.add_argument(
+        "--only",
+        choices=("all", "orthogonal"),
+        default="all",
+        help="run only the orthogonal grid and stacks (default: everything)",
+    )
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress or table")
     args = parser.parse_args(argv)
     if args.repeats is not None and args.repeats < 1:
@@ -904,6 +932,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             verbose=not args.quiet,
             orthogonal_max=args.orthogonal_max,
             suffix=args.suffix,
+            only=args.only,
         )
     finally:
         if limiter is not None:

@@ -823,7 +823,8 @@ def orthogonal(
     replicated work, then each device keeps its shard; float16/bfloat16 weights are
     computed in float32 and cast (jax's QR fails for them); ``method`` picks the sampling
     algorithm: ``"auto"`` (the default: ``"qr"`` for one matrix, so jax's values, and
-    ``"householder"`` for a ``batch_axis`` stack, the fastest measured there), ``"qr"``
+    ``"householder"`` for a ``batch_axis`` stack of real matrices, the fastest measured
+    there, with the same values on any mesh), ``"qr"``
     (jax's), ``"householder"`` (Stewart 1980, Householder reflectors of Gaussian vectors,
     matrix products only) or ``"cholesky_qr2"`` (fast for tall matrices, falls back to QR
     when Cholesky is unstable). All draw the same distribution; only ``"qr"`` (and

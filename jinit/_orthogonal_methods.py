@@ -58,6 +58,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
+from jax.experimental.custom_partitioning import custom_partitioning
+from jax.sharding import NamedSharding, PartitionSpec
 
 from jinit import _threefry
 
@@ -86,14 +88,16 @@ CHOLESKY_MIN_ASPECT = 4
 def resolve(method: str, batch_shape: Sequence[int], dtype: Any) -> str:
     """The algorithm that ``method`` stands for: ``"auto"`` picks the fastest safe one.
 
-    ``"auto"`` is ``"qr"``: for a single matrix it keeps
-    ``jax.nn.initializers.orthogonal``'s values, and for stacks it is the only method whose
-    values do not depend on the mesh under ``jax.jit(..., out_shardings=...)`` (LAPACK's QR
-    is not partitioned; the matrix products of ``"householder"`` and ``"cholesky_qr2"`` are,
-    and a split reduction rounds differently: 1 ulp on 8 devices). ``"householder"`` is
-    faster for stacks on one device (``benchmarks/results/``): opt in where the values need
-    not match a sharded run bit for bit, or pass ``out_sharding`` to the initializer, which
-    keeps its factorization replicated.
+    ``"auto"`` is ``"qr"`` for a single matrix (``jax.nn.initializers.orthogonal``'s values)
+    and for complex dtypes (the only unitary sampler), and ``"householder"`` for stacks of
+    real matrices: 0.1-0.5x the time of a loop of jax calls, where batched QR measured
+    0.7-1.1x (``benchmarks/results/``). Stacks therefore do not reproduce
+    ``jax.random.orthogonal``'s values (``method="qr"`` does); they sample the same
+    distribution. All methods give the same values on every mesh: the matrix products of
+    ``"householder"`` and ``"cholesky_qr2"`` are kept whole under SPMD partitioning, as
+    LAPACK's QR is. Batched LAPACK calls also share XLA's CPU thread pool, and two of them
+    running at once can wait on each other forever when the pool has as many threads as
+    cores (jaxlib 0.10.2, 2 cores); ``"householder"`` calls no LAPACK.
 
     Args:
         method: one of :data:`METHODS`.
@@ -108,14 +112,16 @@ def resolve(method: str, batch_shape: Sequence[int], dtype: Any) -> str:
 
     Examples:
         >>> resolve("auto", (), "float32"), resolve("auto", (16,), "float32")
-        ('qr', 'qr')
+        ('qr', 'householder')
     """
     if method not in METHODS:
         allowed = ", ".join(repr(m) for m in METHODS)
         raise ValueError(f"`method` must be one of {allowed}; got {method!r}.")
     if method != "auto":
         return method
-    return "qr"
+    if not tuple(batch_shape) or not jnp.issubdtype(jnp.dtype(dtype), np.floating):
+        return "qr"
+    return "householder"
 
 
 # ---------------------------------------------------------------------- validation
@@ -414,29 +420,85 @@ def _cholesky_qr2_or_qr(z: jax.Array) -> jax.Array:
     return _cholesky_qr2_from_gaussian(z)
 
 
-# Batches of matrices with more columns than this are factored one slice after another.
-_HOUSEHOLDER_MAP_MIN_COLUMNS = 384
+# Stacks of matrices with at least this many columns are factored in chunks of this many
+# slices, as independent programs that XLA's CPU runtime runs on different cores.
+_HOUSEHOLDER_CHUNK_MIN_COLUMNS = 384
+_HOUSEHOLDER_CHUNK = 4
 
 
 def _householder_batch(z: jax.Array) -> jax.Array:
-    """:func:`_householder_from_gaussian` over the batch: one batched program for small
-    matrices, a sequential ``lax.map`` over the slices for large ones.
+    """:func:`_householder_from_gaussian` over the batch, in chunks of slices for large ones.
 
     XLA's CPU backend runs a batched matrix product as one single-threaded product per
-    slice, but an unbatched one on every core: for ``(16, 512, 512)`` the map measured
-    about twice as fast, for ``(16, 256, 256)`` and below the batched program was faster.
+    slice. For 512-column stacks, chunks of 4 slices (independent products that the runtime
+    schedules on different cores) measured 0.65x the one batched program; below 384
+    columns the single program was as fast. Every chunk holds at least 2 slices: a batch of
+    one would be simplified to an unbatched product, which rounds differently, so the
+    values do not depend on the chunking (tested).
     """
     n, m = z.shape[-2:]
-    if z.ndim == 2 or m < _HOUSEHOLDER_MAP_MIN_COLUMNS or math.prod(z.shape[:-2]) <= 1:
+    batch = z.shape[:-2]
+    size = math.prod(batch)
+    if m < _HOUSEHOLDER_CHUNK_MIN_COLUMNS or size < 2 * _HOUSEHOLDER_CHUNK:
         return _householder_from_gaussian(z)
-    flat = z.reshape(-1, n, m)
-    return lax.map(_householder_from_gaussian, flat).reshape(z.shape)
+    flat = z.reshape(size, n, m)
+    bounds = list(range(0, size, _HOUSEHOLDER_CHUNK))
+    if size - bounds[-1] < 2:  # a last chunk of one slice joins the previous one
+        bounds.pop()
+    parts = [
+        _householder_from_gaussian(flat[a:b])
+        for a, b in zip(bounds, [*bounds[1:], size], strict=True)
+    ]
+    return jnp.concatenate(parts).reshape(z.shape)
+
+
+def _unpartitioned(factor: Any) -> Any:
+    """``factor`` (a map of ``(..., p, q)`` stacks to same-shape stacks) kept whole under
+    SPMD partitioning: every device computes it on the full input, as LAPACK calls are.
+
+    Under ``jax.jit(..., out_shardings=...)`` XLA propagates the output's sharding back
+    into the matrix products and splits their reductions over devices, which rounds
+    differently (1 ulp on 8 devices), and even sharding only the batch axis can leave a
+    device a single slice, whose product XLA computes unbatched (again other rounding).
+    ``custom_partitioning`` asks for replicated operands and results, so the values are
+    the same on every mesh; on one device it is inlined (no cost). It has no batching rule,
+    so ``custom_vmap`` maps a vmapped call onto a call with one more batch axis. Its
+    partitioner is a host callback, which ``jax.export`` cannot serialize: a multi-device
+    export needs ``method="qr"``.
+    """
+
+    @custom_partitioning
+    def whole(z):
+        return factor(z)
+
+    def partition(mesh, arg_shapes, result_shape):
+        del arg_shapes, result_shape
+        replicated = NamedSharding(mesh, PartitionSpec())
+        return mesh, factor, replicated, (replicated,)
+
+    whole.def_partition(
+        partition,
+        infer_sharding_from_operands=lambda mesh, *_: NamedSharding(mesh, PartitionSpec()),
+        sharding_rule="b p q -> b p q",
+        need_replication_factors=("b", "p", "q"),
+    )
+
+    @jax.custom_batching.custom_vmap
+    def call(z):
+        return whole(z.reshape(math.prod(z.shape[:-2]), *z.shape[-2:])).reshape(z.shape)
+
+    @call.def_vmap
+    def _vmapped(axis_size, in_batched, z):
+        del axis_size, in_batched  # z arrives with the mapped axis in front
+        return call(z), True
+
+    return call
 
 
 _FACTORS = {
-    "qr": _sign_corrected_qr,
-    "householder": _householder_batch,
-    "cholesky_qr2": _cholesky_qr2_or_qr,
+    "qr": _sign_corrected_qr,  # LAPACK: never partitioned
+    "householder": _unpartitioned(_householder_batch),
+    "cholesky_qr2": _unpartitioned(_cholesky_qr2_or_qr),
 }
 
 

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -295,8 +300,8 @@ def test_one_method_list():
     [
         ((), np.float32, "qr"),  # jax.nn.initializers.orthogonal's values
         ((), jnp.bfloat16, "qr"),
-        ((16,), np.float32, "qr"),  # mesh-independent values (see test_orthogonal)
-        ((2, 3), np.float16, "qr"),
+        ((16,), np.float32, "householder"),  # the fastest for stacks, mesh-independent
+        ((2, 3), np.float16, "householder"),
         ((4,), np.complex64, "qr"),  # the only unitary sampler
     ],
 )
@@ -309,17 +314,80 @@ def test_auto_resolution(batch, dtype, expected):
 def test_auto_sample_values():
     key = jax.random.key(4)
     np.testing.assert_array_equal(om.sample(key, 9, 5), jax.random.orthogonal(key, 9, (), None, 5))
+    np.testing.assert_array_equal(om.sample(key, 9, 5, (3,)), om.haar_householder(key, 9, 5, (3,)))
     np.testing.assert_array_equal(
-        om.sample(key, 9, 5, (3,)), jax.random.orthogonal(key, 9, (3,), None, 5)
+        om.sample(key, 9, 5, (3,), np.complex64),
+        jax.random.orthogonal(key, 9, (3,), np.complex64, 5),
     )
 
 
-def test_householder_large_batches_map_over_slices(monkeypatch):
-    """Slice by slice (lax.map) or batched: the same reflectors and product."""
-    z = jax.random.normal(jax.random.key(3), (3, 2, 20, 12))
-    batched = om._householder_batch(z)
-    monkeypatch.setattr(om, "_HOUSEHOLDER_MAP_MIN_COLUMNS", 8)
-    mapped = om._householder_batch(z)
-    assert "scan[" in str(jax.make_jaxpr(om._householder_batch)(z))
-    np.testing.assert_allclose(mapped, batched, atol=2e-6)
-    assert orthogonality_error(mapped) < 1e-5
+@pytest.mark.parametrize("size", [9, 10, 12])
+def test_householder_chunks_equal_one_batched_program(size, monkeypatch):
+    """Large stacks are factored in chunks of slices (never a chunk of one slice, which XLA
+    would compute unbatched): the values are those of the one batched program."""
+    z = jax.random.normal(jax.random.key(3), (size, 20, 12))
+    one_program = jax.jit(om._householder_from_gaussian)(z)
+    monkeypatch.setattr(om, "_HOUSEHOLDER_CHUNK_MIN_COLUMNS", 8)
+    chunked = jax.jit(om._householder_batch)
+    jaxpr = str(jax.make_jaxpr(om._householder_batch)(z))
+    assert jaxpr.count("concatenate[") >= 1
+    np.testing.assert_array_equal(chunked(z), one_program)
+    np.testing.assert_array_equal(chunked(z.reshape(1, size, 20, 12))[0], one_program)
+
+
+def test_unpartitioned_factor_under_vmap_and_eval_shape():
+    """The factorization kept whole under partitioning still vmaps (a custom batching rule)
+    and traces abstractly; vmapped draws equal the per-key draws."""
+    keys = jax.random.split(jax.random.key(5), 3)
+    for method in ("householder", "cholesky_qr2"):
+        draw = METHODS[method]
+        mapped = jax.vmap(lambda k, d=draw: d(k, 40, 8, (2,)))(keys)
+        for i in range(3):
+            np.testing.assert_array_equal(mapped[i], draw(keys[i], 40, 8, (2,)))
+        out = jax.eval_shape(lambda k, d=draw: d(k, 40, 8, (2,)), keys[0])
+        assert out.shape == (2, 40, 8)
+
+
+MESH_SCRIPT = """
+import json, sys
+import jax, numpy as np
+from jax.sharding import NamedSharding, PartitionSpec as P
+import jinit
+
+mesh = jax.make_mesh((2, 4), ("a", "b"))
+key = jax.random.key(0)
+specs = [P("a"), P(("a", "b")), P(None, "a", "b"), P(None, "b", "a"), P("a", "b"),
+         P(None, ("a", "b"))]
+cases = [("auto", (8, 40, 24)), ("householder", (8, 24, 40)), ("cholesky_qr2", (8, 128, 16))]
+out = []
+for method, shape in cases:
+    f = lambda k: jinit.orthogonal(batch_axis=0, method=method)(k, shape)
+    ref = np.asarray(jax.jit(f)(key))
+    for spec in specs:
+        y = jax.jit(f, out_shardings=NamedSharding(mesh, spec))(key)
+        out.append([method, str(spec), float(np.abs(np.asarray(y) - ref).max()),
+                    y.sharding.spec == NamedSharding(mesh, spec).spec])
+print(json.dumps({"devices": jax.device_count(), "results": out}))
+"""
+
+
+def test_stack_values_do_not_depend_on_the_mesh():
+    """On 8 simulated devices, a jit whose out_shardings split the batch, the rows or the
+    columns (the initializer gets no out_sharding) returns the unsharded values bit for bit,
+    for every method (householder's matrix products are kept whole, like LAPACK's QR)."""
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8"}
+    proc = subprocess.run(
+        [sys.executable, "-c", MESH_SCRIPT],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert report["devices"] == 8
+    assert len(report["results"]) == 18
+    for method, spec, max_diff, sharded_as_asked in report["results"]:
+        assert max_diff == 0.0, (method, spec, max_diff)
+        assert sharded_as_asked, (method, spec)
