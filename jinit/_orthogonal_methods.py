@@ -452,35 +452,63 @@ def _householder_batch(z: jax.Array) -> jax.Array:
     return jnp.concatenate(parts).reshape(z.shape)
 
 
-def _unpartitioned(factor: Any) -> Any:
-    """``factor`` (a map of ``(..., p, q)`` stacks to same-shape stacks) kept whole under
-    SPMD partitioning: every device computes it on the full input, as LAPACK calls are.
+def _unpartitioned(factor: Any, *, split_batch: bool) -> Any:
+    """``factor`` (a map of ``(..., p, q)`` stacks to same-shape stacks) with its matrices
+    kept whole under SPMD partitioning, so that its values do not depend on the mesh.
 
     Under ``jax.jit(..., out_shardings=...)`` XLA propagates the output's sharding back
     into the matrix products and splits their reductions over devices, which rounds
-    differently (1 ulp on 8 devices), and even sharding only the batch axis can leave a
-    device a single slice, whose product XLA computes unbatched (again other rounding).
-    ``custom_partitioning`` asks for replicated operands and results, so the values are
-    the same on every mesh; on one device it is inlined (no cost). It has no batching rule,
-    so ``custom_vmap`` maps a vmapped call onto a call with one more batch axis. Its
-    partitioner is a host callback, which ``jax.export`` cannot serialize: a multi-device
-    export needs ``method="qr"``.
+    differently (1 ulp on 8 devices). ``custom_partitioning`` asks for operands and results
+    whose matrix axes are whole. With ``split_batch`` a split batch axis of large matrices
+    (at least ``_HOUSEHOLDER_CHUNK_MIN_COLUMNS`` columns) stays split: each device factors
+    its own slices, the same work and memory per device as a split ``jax.jit(model.init)``
+    (a stack of large layers on a pod). XLA:CPU's products of such matrices round the same
+    in any batch of two or more (tested); a batch of one is computed as an unbatched
+    product, which rounds differently, so a device left with a single slice factors it next
+    to a copy of itself. Smaller matrices are cheap and their batched products round by
+    the batch size (measured: 1 ulp between batches of 4 and 8): kept whole. Without it (a factor
+    with a batch-wide decision, such as CholeskyQR2's fallback to QR) every device computes
+    the whole stack, as for LAPACK's QR. On one device the wrapper is inlined (no cost). It
+    has no batching rule, so ``custom_vmap`` maps a vmapped call onto a call with one more
+    batch axis. Its partitioner is a host callback, which ``jax.export`` cannot serialize: a
+    multi-device export needs ``method="qr"``.
     """
+
+    def batch_spec(mesh: Any, shape: Any) -> Any:
+        """The operand's batch-axis sharding if kept, else None (replicated)."""
+        sharding = shape.sharding
+        if not split_batch or not isinstance(sharding, NamedSharding) or not sharding.spec:
+            return None
+        if shape.shape[-1] < _HOUSEHOLDER_CHUNK_MIN_COLUMNS:
+            return None  # small matrices: a batched product rounds by the batch size
+        axes = sharding.spec[0]
+        names = (axes,) if isinstance(axes, str) else tuple(axes or ())
+        ways = math.prod(mesh.shape[a] for a in names)
+        return axes if names and shape.shape[0] % ways == 0 else None
+
+    def local(z: jax.Array) -> jax.Array:
+        if z.shape[0] == 1:
+            return factor(jnp.concatenate([z, z]))[:1]
+        return factor(z)
 
     @custom_partitioning
     def whole(z):
         return factor(z)
 
     def partition(mesh, arg_shapes, result_shape):
-        del arg_shapes, result_shape
-        replicated = NamedSharding(mesh, PartitionSpec())
-        return mesh, factor, replicated, (replicated,)
+        del result_shape
+        sharding = NamedSharding(mesh, PartitionSpec(batch_spec(mesh, arg_shapes[0])))
+        return mesh, local, sharding, (sharding,)
+
+    def infer(mesh, arg_shapes, result_shape):
+        del result_shape
+        return NamedSharding(mesh, PartitionSpec(batch_spec(mesh, arg_shapes[0])))
 
     whole.def_partition(
         partition,
-        infer_sharding_from_operands=lambda mesh, *_: NamedSharding(mesh, PartitionSpec()),
+        infer_sharding_from_operands=infer,
         sharding_rule="b p q -> b p q",
-        need_replication_factors=("b", "p", "q"),
+        need_replication_factors=("p", "q") if split_batch else ("b", "p", "q"),
     )
 
     @jax.custom_batching.custom_vmap
@@ -497,8 +525,9 @@ def _unpartitioned(factor: Any) -> Any:
 
 _FACTORS = {
     "qr": _sign_corrected_qr,  # LAPACK: never partitioned
-    "householder": _unpartitioned(_householder_batch),
-    "cholesky_qr2": _unpartitioned(_cholesky_qr2_or_qr),
+    "householder": _unpartitioned(_householder_batch, split_batch=True),
+    # its fallback to QR is decided for the whole batch: computed whole on every device
+    "cholesky_qr2": _unpartitioned(_cholesky_qr2_or_qr, split_batch=False),
 }
 
 
