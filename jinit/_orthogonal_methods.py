@@ -390,9 +390,55 @@ def haar_householder(
 # ------------------------------------------------------------------ CholeskyQR2
 
 
+# Cholesky factors of at most this many columns are computed column by column; Gram
+# matrices of fewer than _LAPACK_CHOLESKY_BELOW columns go to LAPACK (faster when small).
+_CHOLESKY_BASE = 32
+_LAPACK_CHOLESKY_BELOW = 128
+
+
+def _cholesky(g: jax.Array) -> jax.Array:
+    """Lower Cholesky factor ``L`` of symmetric positive definite ``g`` (``..., b, b``),
+    by matrix products (no LAPACK): non-finite where ``g`` is not positive definite.
+
+    ``[[A, B^T], [B, C]] = L L^T`` with ``L = [[L_A, 0], [B L_A^{-T}, chol(C - L_B L_B^T)]]``,
+    halving down to blocks of ``_CHOLESKY_BASE`` columns factored column by column. XLA's
+    CPU backend hands ``jnp.linalg.cholesky`` to LAPACK ``potrf``, whose BLAS threads then
+    compete with XLA's own for the following products: CholeskyQR2 of a (2048, 512) matrix
+    took 51 ms in the default environment with it and 27 ms with one BLAS thread; 31 ms in
+    both with this. Below ``_LAPACK_CHOLESKY_BELOW`` columns ``potrf`` is faster (a
+    (128, 32) matrix: 0.36 ms against 0.18 ms) and is used.
+    """
+    b = g.shape[-1]
+    if b <= _CHOLESKY_BASE:
+        return _cholesky_columns(g)
+    h = b // 2
+    l11 = _cholesky(g[..., :h, :h])
+    l21 = g[..., h:, :h] @ _upper_inverse(_swap(l11))
+    l22 = _cholesky(g[..., h:, h:] - l21 @ _swap(l21))
+    top = jnp.concatenate([l11, jnp.zeros_like(_swap(l21))], axis=-1)
+    return jnp.concatenate([top, jnp.concatenate([l21, l22], axis=-1)], axis=-2)
+
+
+def _cholesky_columns(g: jax.Array) -> jax.Array:
+    """:func:`_cholesky` of a small ``g``, one column per step (left-looking)."""
+    b = g.shape[-1]
+    rows = jnp.arange(b)
+
+    def column(j: Any, lower: jax.Array) -> jax.Array:
+        done = lower[..., j, :]  # row j of L: columns < j are filled, the rest are 0
+        pivot = jnp.sqrt(g[..., j, j] - jnp.sum(done * done, axis=-1))
+        below = (g[..., :, j] - jnp.sum(lower * done[..., None, :], axis=-1)) / pivot[..., None]
+        col = jnp.where(rows > j, below, jnp.where(rows == j, pivot[..., None], 0))
+        return lower.at[..., :, j].set(col)
+
+    return lax.fori_loop(0, b, column, jnp.zeros_like(g))
+
+
 def _cholesky_qr_step(a: jax.Array) -> tuple[jax.Array, jax.Array]:
     """``(A R^{-1}, diag R)`` with ``A^T A = R^T R`` (``R = L^T`` upper, positive diagonal)."""
-    chol = jnp.linalg.cholesky(_swap(a) @ a)  # lower L, G = L L^T
+    g = _swap(a) @ a
+    # lower L, G = L L^T
+    chol = jnp.linalg.cholesky(g) if g.shape[-1] < _LAPACK_CHOLESKY_BELOW else _cholesky(g)
     # X L^T = A: X = A (L^T)^{-1}, a product rather than a LAPACK triangular solve.
     x = a @ _upper_inverse(_swap(chol))
     return x, jnp.linalg.diagonal(chol)
@@ -420,36 +466,27 @@ def _cholesky_qr2_or_qr(z: jax.Array) -> jax.Array:
     return _cholesky_qr2_from_gaussian(z)
 
 
-# Stacks of matrices with at least this many columns are factored in chunks of this many
-# slices, as independent programs that XLA's CPU runtime runs on different cores.
-_HOUSEHOLDER_CHUNK_MIN_COLUMNS = 384
-_HOUSEHOLDER_CHUNK = 4
+# Stacks of matrices with at least this many columns are factored one slice at a time.
+_HOUSEHOLDER_MAP_MIN_COLUMNS = 384
 
 
 def _householder_batch(z: jax.Array) -> jax.Array:
-    """:func:`_householder_from_gaussian` over the batch, in chunks of slices for large ones.
+    """:func:`_householder_from_gaussian` over the batch: one batched program for small
+    matrices, one slice at a time (``lax.map``) for large ones.
 
     XLA's CPU backend runs a batched matrix product as one single-threaded product per
-    slice. For 512-column stacks, chunks of 4 slices (independent products that the runtime
-    schedules on different cores) measured 0.65x the one batched program; below 384
-    columns the single program was as fast. Every chunk holds at least 2 slices: a batch of
-    one would be simplified to an unbatched product, which rounds differently, so the
-    values do not depend on the chunking (tested).
+    slice, an unbatched one on every core. On the idle 2-core machine the map took
+    0.27-0.37x the time of a loop of jax calls at (16, 512, 512) and (16, 1024, 1024),
+    chunks of 4 slices 0.35-0.44x and the one batched program about twice the map's time;
+    below 384 columns the batched program is as fast. Each slice of the map is the same
+    unbatched program, whatever the number of slices, so a split stack axis gives the same
+    values (see :func:`_unpartitioned`).
     """
     n, m = z.shape[-2:]
-    batch = z.shape[:-2]
-    size = math.prod(batch)
-    if m < _HOUSEHOLDER_CHUNK_MIN_COLUMNS or size < 2 * _HOUSEHOLDER_CHUNK:
+    if z.ndim == 2 or m < _HOUSEHOLDER_MAP_MIN_COLUMNS:
         return _householder_from_gaussian(z)
-    flat = z.reshape(size, n, m)
-    bounds = list(range(0, size, _HOUSEHOLDER_CHUNK))
-    if size - bounds[-1] < 2:  # a last chunk of one slice joins the previous one
-        bounds.pop()
-    parts = [
-        _householder_from_gaussian(flat[a:b])
-        for a, b in zip(bounds, [*bounds[1:], size], strict=True)
-    ]
-    return jnp.concatenate(parts).reshape(z.shape)
+    flat = z.reshape(-1, n, m)
+    return lax.map(_householder_from_gaussian, flat).reshape(z.shape)
 
 
 def _unpartitioned(factor: Any, *, split_batch: bool) -> Any:
@@ -460,13 +497,12 @@ def _unpartitioned(factor: Any, *, split_batch: bool) -> Any:
     into the matrix products and splits their reductions over devices, which rounds
     differently (1 ulp on 8 devices). ``custom_partitioning`` asks for operands and results
     whose matrix axes are whole. With ``split_batch`` a split batch axis of large matrices
-    (at least ``_HOUSEHOLDER_CHUNK_MIN_COLUMNS`` columns) stays split: each device factors
-    its own slices, the same work and memory per device as a split ``jax.jit(model.init)``
-    (a stack of large layers on a pod). XLA:CPU's products of such matrices round the same
-    in any batch of two or more (tested); a batch of one is computed as an unbatched
-    product, which rounds differently, so a device left with a single slice factors it next
-    to a copy of itself. Smaller matrices are cheap and their batched products round by
-    the batch size (measured: 1 ulp between batches of 4 and 8): kept whole. Without it (a factor
+    (at least ``_HOUSEHOLDER_MAP_MIN_COLUMNS`` columns, factored one slice at a time) stays
+    split: each device factors its own slices, the same work and memory per device as a
+    split ``jax.jit(model.init)`` (a stack of large layers on a pod), and each slice is the
+    same unbatched program on any mesh. Smaller matrices are cheap, and their batched
+    products round by the batch size (measured: 1 ulp between batches of 4 and 8): kept
+    whole. Without it (a factor
     with a batch-wide decision, such as CholeskyQR2's fallback to QR) every device computes
     the whole stack, as for LAPACK's QR. On one device the wrapper is inlined (no cost). It
     has no batching rule, so ``custom_vmap`` maps a vmapped call onto a call with one more
@@ -479,17 +515,12 @@ def _unpartitioned(factor: Any, *, split_batch: bool) -> Any:
         sharding = shape.sharding
         if not split_batch or not isinstance(sharding, NamedSharding) or not sharding.spec:
             return None
-        if shape.shape[-1] < _HOUSEHOLDER_CHUNK_MIN_COLUMNS:
-            return None  # small matrices: a batched product rounds by the batch size
+        if shape.shape[-1] < _HOUSEHOLDER_MAP_MIN_COLUMNS:
+            return None  # small matrices: batched products round by the batch size
         axes = sharding.spec[0]
         names = (axes,) if isinstance(axes, str) else tuple(axes or ())
         ways = math.prod(mesh.shape[a] for a in names)
         return axes if names and shape.shape[0] % ways == 0 else None
-
-    def local(z: jax.Array) -> jax.Array:
-        if z.shape[0] == 1:
-            return factor(jnp.concatenate([z, z]))[:1]
-        return factor(z)
 
     @custom_partitioning
     def whole(z):
@@ -498,7 +529,7 @@ def _unpartitioned(factor: Any, *, split_batch: bool) -> Any:
     def partition(mesh, arg_shapes, result_shape):
         del result_shape
         sharding = NamedSharding(mesh, PartitionSpec(batch_spec(mesh, arg_shapes[0])))
-        return mesh, local, sharding, (sharding,)
+        return mesh, factor, sharding, (sharding,)
 
     def infer(mesh, arg_shapes, result_shape):
         del result_shape
