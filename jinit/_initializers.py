@@ -819,8 +819,10 @@ def orthogonal(
 
     Extensions over jax: ``batch_axis`` makes every slice along those axes an independent
     orthogonal matrix (stacked or scanned layers; jax flattens them into the rows);
-    ``out_sharding`` is accepted (jax raises NotImplementedError) — the QR itself is
-    replicated work, then each device keeps its shard; float16/bfloat16 weights are
+    ``out_sharding`` is accepted (jax raises NotImplementedError) — the factorization is
+    replicated work, then each device keeps its shard (under a bare ``jax.jit`` whose
+    ``out_shardings`` split a stack axis, large householder stacks are factored where
+    their slices live); float16/bfloat16 weights are
     computed in float32 and cast (jax's QR fails for them); ``method`` picks the sampling
     algorithm: ``"auto"`` (the default: ``"qr"`` for one matrix, so jax's values, and
     ``"householder"`` for a ``batch_axis`` stack of real matrices, the fastest measured

@@ -507,7 +507,9 @@ def _unpartitioned(factor: Any, *, split_batch: bool) -> Any:
     the whole stack, as for LAPACK's QR. On one device the wrapper is inlined (no cost). It
     has no batching rule, so ``custom_vmap`` maps a vmapped call onto a call with one more
     batch axis. Its partitioner is a host callback, which ``jax.export`` cannot serialize: a
-    multi-device export needs ``method="qr"``.
+    multi-device export needs ``method="qr"``. ``custom_partitioning`` has no
+    differentiation rule: gradients with respect to the Gaussian draw raise (initializers
+    are not differentiated through their draws; ``scale`` still is).
     """
 
     def batch_spec(mesh: Any, shape: Any) -> Any:

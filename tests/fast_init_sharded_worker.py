@@ -125,6 +125,17 @@ def explicit_cases():
             out[f"jinit{i}"] = jinit.he_normal()(k, (32, 16), out_sharding=spec)
         return out
 
+    def split_keys(key):  # the first group to cut rows is a draw under the Auto mesh
+        keys = jax.random.split(key, 6)
+        draws = [jax.random.uniform(k, (64, 64), out_sharding=P("data")) for k in keys]
+        return [*draws, jax.random.normal(keys[0], (16, 8)), jax.random.normal(keys[1], (16, 8))]
+
+    def scaled(key):  # a follow-up after the reshard: normal * stddev rounds with it
+        init = jax.nn.initializers.normal(0.02)
+        return [
+            init(jax.random.fold_in(key, i), (64, 64), out_sharding=P("data")) for i in range(6)
+        ]
+
     # (Flax's partitioning metadata under an Explicit mesh asserts the initializer's
     # sharding: not used here.)
     model = Net(depth=2, d=32, kernel_init=jinit.he_normal(), partitioned=False)
@@ -134,6 +145,8 @@ def explicit_cases():
         x = jax.device_put(jnp.ones((8, 32)), NamedSharding(mesh, P("data")))
         for name, fn, args in [
             ("out_sharding draws", draws, (key,)),
+            ("out_sharding draws from split keys", split_keys, (key,)),
+            ("normal(0.02) with out_sharding", scaled, (key,)),
             ("sharded input", model.init, (key, x)),
         ]:
             want = jax.tree.leaves(nn.meta.unbox(jax.jit(fn)(*args)))

@@ -479,7 +479,7 @@ def test_explicit_mesh_values_and_shardings_equal(sharded_report):
     """Under ``jax.set_mesh`` of an Explicit-axes mesh: draws with ``out_sharding`` (made
     under the mesh with Auto axes) and a batch-sharded input give jax.jit's values and
     shardings."""
-    assert len(sharded_report["explicit"]) == 2
+    assert len(sharded_report["explicit"]) == 4
     for case in sharded_report["explicit"]:
         assert case["values_equal"], case
         assert case["shardings_equal"], case

@@ -419,3 +419,15 @@ def test_cholesky_by_products_matches_lapack(b):
     np.testing.assert_array_equal(lower, jnp.tril(lower))
     indefinite = jnp.array([[1.0, 2.0], [2.0, 1.0]])
     assert not bool(jnp.isfinite(om._cholesky(indefinite)).all())
+    # the blocked path too: an indefinite trailing block
+    assert not bool(jnp.isfinite(om._cholesky(jnp.eye(64).at[40, 40].set(-1.0))).all())
+
+
+def test_cholesky_qr2_of_a_rank_deficient_wide_matrix_falls_back_to_qr():
+    """With Gram matrices of >= 128 columns factored by products, a numerically
+    rank-deficient input still sends CholeskyQR2 to its QR fallback."""
+    z = jax.random.normal(jax.random.key(0), (512, 128))
+    z = z.at[:, 7].set(z[:, 3])  # two equal columns
+    np.testing.assert_array_equal(
+        jax.jit(om._cholesky_qr2_or_qr)(z), jax.jit(om._sign_corrected_qr)(z)
+    )

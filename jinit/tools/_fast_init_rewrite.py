@@ -553,7 +553,6 @@ class _Context:
         self._indices: tuple[Any, ...] | None = None
         self.runtime: list[Any] = []
         self.last_row: Any = None  # a row cut from the last mapped loop
-        self.foreign_mesh = False  # evaluating a group under its values' own mesh
 
     def read(self, v: Any) -> Any:
         return v.val if isinstance(v, jcore.Literal) else self.env[v]
@@ -721,18 +720,17 @@ def _aval_mesh(chunk: list[_Member]) -> Any:
 
 
 def _run_chunk(chunk: list[_Member], ctx: _Context) -> None:
-    mesh = _aval_mesh(chunk)
-    if mesh is None:
+    if _aval_mesh(chunk) is None:
         _run_chunk_here(chunk, ctx)
-    else:
-        # The never-true predicate is typed with the context's mesh: not usable here (the
-        # group is neither sequenced nor kept out of the in-place update by a cond).
-        ctx.foreign_mesh = True
-        try:
-            with jax.sharding.use_abstract_mesh(mesh):
-                _run_chunk_here(chunk, ctx)
-        finally:
-            ctx.foreign_mesh = False
+        return
+    # Draws typed with another mesh than the context's (``jax.random``'s and jinit's
+    # samplers called with ``out_sharding`` under an Explicit mesh draw under Auto axes,
+    # then reshard) are not grouped: evaluated one by one, as ``jax.jit`` does. Grouped,
+    # their follow-ups after the reshard left the mapped body (``normal * stddev`` rounded
+    # 1 ulp apart) and the row indices were typed with the wrong mesh.
+    for m in chunk:
+        for eqn in m.eqns:
+            ctx.bind(eqn)
 
 
 def _run_chunk_here(chunk: list[_Member], ctx: _Context) -> None:
@@ -788,7 +786,7 @@ def _run_chunk_here(chunk: list[_Member], ctx: _Context) -> None:
         avals = [v.aval for v in first.outvars]
         keyed = any(jnp.issubdtype(a.dtype, jax.dtypes.prng_key) for a in avals)
         typed = any(_spec_sharded(a) for a in avals)  # zeros would need the sharding too
-        plain_draw = keyed or typed or ctx.foreign_mesh or not ctx.options.draw_apart
+        plain_draw = keyed or typed or not ctx.options.draw_apart
         never = None if plain_draw else ctx.never(stacked[0])
         outs = _map_after(step, stacked, avals, len(chunk), ctx)
     idx = ctx.indices(outs[0])
@@ -797,7 +795,7 @@ def _run_chunk_here(chunk: list[_Member], ctx: _Context) -> None:
         for v, y in zip(m.outvars, outs, strict=True):
             cut[v] = jax.lax.dynamic_index_in_dim(y, idx[k], keepdims=False)
             ctx.rows[v] = (y, k)
-    if mapped and ctx.options.sequence and not ctx.foreign_mesh:
+    if mapped and ctx.options.sequence:
         last = cut[chunk[-1].outvars[0]]  # the next loop starts after it (_map_after)
         ctx.last_row = last if _readable(last) else None
     ctx.env.update(cut)
@@ -816,17 +814,12 @@ def _map_after(
     starts once the previous stack is dead, and XLA gives every stack the same buffer
     (24-layer transformer with jinit's initializers: peak memory 1.26x of
     ``jax.jit(init)`` instead of 1.87x). Falls back to ``lax.map`` for the first loop
-    and where the element cannot be read (keys, sharded rows, another mesh).
+    and where the element cannot be read (keys, sharded rows).
     """
     steps = jnp.arange(n, dtype=jnp.int32)
     prev = ctx.last_row
     keys = any(jnp.issubdtype(a.dtype, jax.dtypes.prng_key) for a in avals)
-    if prev is not None and _mesh_of(jax.typeof(prev)) not in (
-        None,
-        _mesh_of(jax.sharding.get_abstract_mesh()),
-    ):
-        prev = None  # made under another mesh (see _run_chunk)
-    if prev is None or keys or ctx.foreign_mesh or not ctx.options.sequence:
+    if prev is None or keys or not ctx.options.sequence:
         outs = jax.lax.map(step, (stacked, steps))
     else:
         dep = jnp.real(prev[(0,) * prev.ndim]).astype(jnp.float32)
