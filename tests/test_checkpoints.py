@@ -8,7 +8,6 @@ import os
 import pathlib
 import re
 import struct
-import subprocess
 import sys
 import textwrap
 import tracemalloc
@@ -23,6 +22,7 @@ from flax import nnx
 
 import jinit
 from jinit.tools import _checkpoint
+from tests.multidevice import run_json
 
 KEY = jax.random.key(0)
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -427,15 +427,7 @@ def test_orbax_shape_mismatch_and_broken_folder(orbax_ckpts, tmp_path):
 
 def test_orbax_restores_into_the_target_sharding_on_8_devices():
     """A sharded target on 8 simulated CPU devices (subprocess)."""
-    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8"}
-    env["JAX_PLATFORMS"] = "cpu"
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    worker = ROOT / "tests" / "checkpoint_worker.py"
-    out = subprocess.run(
-        [sys.executable, str(worker)], capture_output=True, text=True, env=env, timeout=300
-    )
-    assert out.returncode == 0, out.stderr[-3000:]
-    result = json.loads(out.stdout.strip().splitlines()[-1])
+    result = run_json(ROOT / "tests" / "checkpoint_worker.py")
     assert result["devices"] == 8
     for case in ("nnx", "linen", "from_checkpoint"):
         assert result[case]["equal"], case

@@ -15,6 +15,7 @@ import pytest
 from flax import nnx
 
 import jinit
+from tests.multidevice import run
 
 TOL = 0.1
 
@@ -469,18 +470,7 @@ print("ok")
 def test_lsuv_linen_sharded_kernels_keep_their_sharding():
     """Kernels sharded over a 2x4 mesh of simulated devices and a batch sharded over
     'data': the program compiles, and each new kernel keeps its sharding."""
-    import os
-    import subprocess
-    import sys
-
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8")
-    env["JAX_PLATFORMS"] = "cpu"
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    env["PYTHONPATH"] = root + os.pathsep + os.environ.get("PYTHONPATH", "")
-    out = subprocess.run(
-        [sys.executable, "-c", _SHARDED], env=env, capture_output=True, text=True, timeout=300
-    )
-    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-3000:]
+    assert run(_SHARDED).strip() == "ok"
 
 
 def test_preinit_draws_on_one_blas_thread_and_restores_the_limit():

@@ -1,11 +1,8 @@
 """jinit.fast_init: same values as jax.jit(fn), grouped draws, nnx, metadata, sharding."""
 
-import json
 import math
-import os
+import pathlib
 import re
-import subprocess
-import sys
 
 import flax.linen as nn
 import jax
@@ -17,6 +14,7 @@ from flax import nnx
 import jinit
 from jinit.tools import _fast_init_rewrite as rw
 from tests.conftest import count_compiles
+from tests.multidevice import run_json
 
 KEY = jax.random.key(0)
 
@@ -453,17 +451,12 @@ def test_group_stacks_alive_one_at_a_time():
 
 # ----------------------------------------------------------------------------- sharding
 
-WORKER = os.path.join(os.path.dirname(__file__), "fast_init_sharded_worker.py")
+WORKER = pathlib.Path(__file__).with_name("fast_init_sharded_worker.py")
 
 
 @pytest.fixture(scope="module")
 def sharded_report():
-    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
-    proc = subprocess.run(
-        [sys.executable, WORKER], capture_output=True, text=True, env=env, timeout=600, check=False
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return run_json(WORKER)
 
 
 @pytest.mark.slow

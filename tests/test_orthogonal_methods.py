@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -14,6 +9,7 @@ import pytest
 import scipy.stats
 
 from jinit import _orthogonal_methods as om
+from tests.multidevice import run_json
 
 METHODS = {name: getattr(om, f"haar_{name}") for name in om.ALGORITHMS}
 # Shapes (n, m, batch_shape): square, tall (CholeskyQR2 proper), wide, batched, tiny, empty.
@@ -378,17 +374,7 @@ def test_stack_values_do_not_depend_on_the_mesh():
     """On 8 simulated devices, a jit whose out_shardings split the batch, the rows or the
     columns (the initializer gets no out_sharding) returns the unsharded values bit for bit,
     for every method (householder's matrix products are kept whole, like LAPACK's QR)."""
-    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8"}
-    proc = subprocess.run(
-        [sys.executable, "-c", MESH_SCRIPT],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    report = run_json(MESH_SCRIPT)
     assert report["devices"] == 8
     assert len(report["results"]) == 24
     temp = {}

@@ -5,8 +5,6 @@ import hashlib
 import io
 import os
 import re
-import subprocess
-import sys
 import textwrap
 
 import jax
@@ -19,6 +17,7 @@ from flax.core import FrozenDict
 
 import jinit
 from tests.conftest import count_compiles
+from tests.multidevice import run
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -443,11 +442,7 @@ SHARDED = textwrap.dedent(
 
 @pytest.mark.slow
 def test_shardings_kept_on_8_simulated_devices():
-    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    proc = subprocess.run(
-        [sys.executable, "-c", SHARDED], capture_output=True, text=True, env=env, timeout=300
-    )
-    assert proc.returncode == 0 and proc.stdout.strip() == "OK", proc.stderr[-3000:]
+    assert run(SHARDED).strip() == "OK"
 
 
 def readme_blocks():

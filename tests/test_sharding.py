@@ -1,24 +1,18 @@
 """Sharded initialization on 8 simulated CPU devices (in a subprocess: the device count
 is fixed when jax starts)."""
 
-import json
-import os
-import subprocess
-import sys
+import pathlib
 
 import pytest
 
-WORKER = os.path.join(os.path.dirname(__file__), "sharded_worker.py")
+from tests.multidevice import run_json
+
+WORKER = pathlib.Path(__file__).with_name("sharded_worker.py")
 
 
 @pytest.fixture(scope="module")
 def report():
-    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
-    proc = subprocess.run(
-        [sys.executable, WORKER], capture_output=True, text=True, env=env, timeout=600, check=False
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return run_json(WORKER)
 
 
 def test_eight_devices(report):

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 import textwrap
 
 import jax
@@ -14,6 +11,7 @@ import numpy as np
 import pytest
 
 from jinit import _threefry as tf
+from tests.multidevice import run_json
 
 F32, F16, BF16 = np.dtype(np.float32), np.dtype(np.float16), np.dtype(jnp.bfloat16)
 
@@ -473,22 +471,7 @@ SHARDING_SCRIPT = textwrap.dedent(
 
 
 def test_sharded_values_equal_and_each_device_makes_only_its_shard():
-    import json
-
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8")
-    env["JAX_PLATFORMS"] = "cpu"
-    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    env["PYTHONPATH"] = repo + os.pathsep + env.get("PYTHONPATH", "")
-    proc = subprocess.run(
-        [sys.executable, "-c", SHARDING_SCRIPT],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    result = run_json(SHARDING_SCRIPT)
     assert result.pop("devices") == 8
     for name, r in result.items():
         assert r["equal"], name
