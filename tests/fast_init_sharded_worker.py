@@ -102,7 +102,35 @@ def main():
             }
         )
     out["explicit"] = explicit_cases()
+    out["inner_out_shardings"] = inner_out_shardings()
     print(json.dumps(out))
+
+
+def inner_out_shardings():
+    """A jitted layer init with its own ``out_shardings`` (Auto axes), called inside ``fn``:
+    inlined into the grouped program, its outputs keep the shardings it asked for."""
+    from jax.sharding import AxisType
+    from jax.sharding import PartitionSpec as P
+
+    mesh = jax.make_mesh((4, 2), ("data", "model"), axis_types=(AxisType.Auto,) * 2)
+    rows = NamedSharding(mesh, P("data"))
+
+    def layer(key):
+        k1, k2 = jax.random.split(key)
+        return jinit.he_normal()(k1, (16, 8)), jax.random.normal(k2, (16, 8))
+
+    inner = jax.jit(layer, out_shardings=(rows, rows))
+
+    def fn(key):
+        return [inner(jax.random.fold_in(key, i)) for i in range(3)]
+
+    want = jax.tree.leaves(jax.jit(fn)(jax.random.key(0)))
+    got = jax.tree.leaves(jinit.fast_init(fn)(jax.random.key(0)))
+    return {
+        "values_equal": all(np.array_equal(a, b) for a, b in zip(got, want, strict=True)),
+        "shardings": sorted({str(getattr(a.sharding, "spec", a.sharding)) for a in got}),
+        "shardings_equal": all(a.sharding == b.sharding for a, b in zip(got, want, strict=True)),
+    }
 
 
 def explicit_cases():

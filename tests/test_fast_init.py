@@ -479,6 +479,17 @@ def test_explicit_mesh_values_and_shardings_equal(sharded_report):
 
 
 @pytest.mark.slow
+def test_inner_jit_out_shardings_kept(sharded_report):
+    """An inner ``jax.jit(..., out_shardings=...)`` is inlined so that its draws can be
+    grouped; its outputs still carry the shardings it asked for (they came back on one
+    device before)."""
+    inner = sharded_report["inner_out_shardings"]
+    assert inner["values_equal"], inner
+    assert inner["shardings"] == ["P('data',)"], inner
+    assert inner["shardings_equal"], inner
+
+
+@pytest.mark.slow
 def test_sharded_temporaries_bounded(sharded_report):
     """Per device: no more than plain jit's temporaries plus one copy of the output.
 

@@ -262,7 +262,7 @@ def flatten(closed: jcore.ClosedJaxpr) -> jcore.ClosedJaxpr:
             invals = [read(v) for v in eqn.invars]
             if _is_call(eqn) and _n_random_calls(_sub_jaxpr(eqn)) > 1:
                 sub = eqn.params["jaxpr"]
-                outs = run(sub.jaxpr, sub.consts, *invals)
+                outs = _keep_out_shardings(eqn, run(sub.jaxpr, sub.consts, *invals))
             else:
                 outs = _bind(eqn, invals)
             for v, x in zip(eqn.outvars, outs, strict=True):
@@ -271,6 +271,26 @@ def flatten(closed: jcore.ClosedJaxpr) -> jcore.ClosedJaxpr:
 
     avals = [v.aval for v in closed.jaxpr.invars]
     return jax.make_jaxpr(lambda *a: run(closed.jaxpr, closed.consts, *a))(*avals)
+
+
+def _keep_out_shardings(eqn: Any, outs: list[Any]) -> list[Any]:
+    """The outputs of an inlined ``jax.jit(..., out_shardings=...)`` call, constrained to
+    the shardings that call asked for (inlining would otherwise drop them)."""
+    shardings = eqn.params.get("out_shardings", ())
+    if len(shardings) != len(outs):
+        return outs
+    return [_constrain(x, s) for x, s in zip(outs, shardings, strict=True)]
+
+
+def _constrain(x: Any, sharding: Any) -> Any:
+    if not isinstance(sharding, jax.sharding.Sharding):
+        return x  # unspecified
+    types = getattr(getattr(sharding, "mesh", None), "axis_types", ())
+    if jax.sharding.AxisType.Explicit in types:
+        # Explicit axes: the sharding is part of the values' types, which inlining keeps
+        # (jax.jit(fn) itself does not carry such an inner out_shardings to the outputs).
+        return x
+    return jax.lax.with_sharding_constraint(x, sharding)
 
 
 def _bind_varying(eqn: Any, invals: Sequence[Any], zero: Any, unrolled: bool = False) -> list[Any]:
