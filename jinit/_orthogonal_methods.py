@@ -90,8 +90,8 @@ def resolve(method: str, batch_shape: Sequence[int], dtype: Any) -> str:
 
     ``"auto"`` is ``"qr"`` for a single matrix (``jax.nn.initializers.orthogonal``'s values)
     and for complex dtypes (the only unitary sampler), and ``"householder"`` for stacks of
-    real matrices: 0.1-0.5x the time of a loop of jax calls, where batched QR measured
-    0.7-1.1x (``benchmarks/results/``). Stacks therefore do not reproduce
+    real matrices: 0.12-0.51x the time of a loop of jax calls on the idle 2-core machine,
+    where batched QR measured 0.67-1.3x (``benchmarks/results/``). Stacks therefore do not reproduce
     ``jax.random.orthogonal``'s values (``method="qr"`` does); they sample the same
     distribution. All methods give the same values on every mesh: the matrix products of
     ``"householder"`` and ``"cholesky_qr2"`` are kept whole under SPMD partitioning, as
@@ -502,14 +502,14 @@ def _unpartitioned(factor: Any, *, split_batch: bool) -> Any:
     split ``jax.jit(model.init)`` (a stack of large layers on a pod), and each slice is the
     same unbatched program on any mesh. Smaller matrices are cheap, and their batched
     products round by the batch size (measured: 1 ulp between batches of 4 and 8): kept
-    whole. Without it (a factor
-    with a batch-wide decision, such as CholeskyQR2's fallback to QR) every device computes
-    the whole stack, as for LAPACK's QR. On one device the wrapper is inlined (no cost). It
-    has no batching rule, so ``custom_vmap`` maps a vmapped call onto a call with one more
-    batch axis. Its partitioner is a host callback, which ``jax.export`` cannot serialize: a
-    multi-device export needs ``method="qr"``. ``custom_partitioning`` has no
-    differentiation rule: gradients with respect to the Gaussian draw raise (initializers
-    are not differentiated through their draws; ``scale`` still is).
+    whole. Without ``split_batch`` (a factor with a batch-wide decision, such as
+    CholeskyQR2's fallback to QR) every device computes the whole stack, as for LAPACK's
+    QR. On one device the wrapper is inlined (no cost). It has no batching rule, so
+    ``custom_vmap`` maps a vmapped call onto a call with one more batch axis. Its
+    partitioner is a host callback, which ``jax.export`` cannot serialize: a multi-device
+    export needs ``method="qr"``. ``custom_partitioning`` has no differentiation rule:
+    gradients with respect to the Gaussian draw raise (initializers are not differentiated
+    through their draws; ``scale`` still is).
     """
 
     def batch_spec(mesh: Any, shape: Any) -> Any:
