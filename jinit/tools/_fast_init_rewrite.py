@@ -146,10 +146,6 @@ class Options:
     # computed by jinit's unrolled hash instead of jax's rolled loop (see the notes);
     # vmapped groups (of at most vmap_bytes per member) keep jax's own random_bits.
     unrolled_bits: bool = True
-    # Run the mapped loops one after the other (see _map_after).
-    sequence: bool = True
-    # Keep a mapped draw out of the loop's in-place update (a never-true lax.cond).
-    draw_apart: bool = True
 
 
 # ------------------------------------------------------------------------------ analysis
@@ -337,11 +333,8 @@ def _spec_sharded(aval: Any) -> bool:
 
 
 def _mesh_of(aval: Any) -> Any:
-    """The abstract mesh an aval is typed with, or an abstract mesh itself (None for none
-    or an empty one)."""
-    mesh: Any = aval
-    if not isinstance(aval, jax.sharding.AbstractMesh):
-        mesh = getattr(getattr(aval, "sharding", None), "mesh", None)
+    """The abstract mesh an aval is typed with (None for none or an empty one)."""
+    mesh = getattr(getattr(aval, "sharding", None), "mesh", None)
     if isinstance(mesh, jax.sharding.AbstractMesh) and mesh.axis_names:
         return mesh
     return None
@@ -547,15 +540,8 @@ def evaluate(
             for chunk in _chunks(group, options.chunk_bytes):
                 if len(chunk) >= options.min_group:
                     _run_chunk(chunk, ctx)
-                    continue
-                for m in chunk:
-                    for eqn in m.eqns:
-                        if options.unrolled_bits:
-                            ins = [ctx.read(v) for v in eqn.invars]
-                            outs = _bind_varying(eqn, ins, jnp.int32(0), unrolled=True)
-                            ctx.env.update(zip(eqn.outvars, outs, strict=True))
-                        else:
-                            ctx.bind(eqn)
+                else:
+                    _run_one_by_one(chunk, ctx, unrolled=options.unrolled_bits)
         for eqn in p.plain.get(s, ()):
             ctx.bind(eqn)
     return [ctx.read(v) for v in jaxpr.outvars]
@@ -727,33 +713,38 @@ def _fold_in_unrolled(chunk: list[_Member], ctx: _Context) -> Any:
     return jax.random.wrap_key_data(jnp.stack([y0, y1], axis=-1), impl="threefry2x32")
 
 
-def _aval_mesh(chunk: list[_Member]) -> Any:
-    """The abstract mesh that the chunk's values are typed with, when it is not the
-    context's: ``jax.random``'s samplers called with ``out_sharding`` under an Explicit
-    mesh draw under the same mesh with Auto axes, then reshard. None if there is none."""
+def _foreign_mesh(chunk: list[_Member]) -> bool:
+    """Whether the chunk's values are typed with another mesh than the context's:
+    ``jax.random``'s samplers called with ``out_sharding`` under an Explicit mesh draw under
+    the same mesh with Auto axes, then reshard."""
     for eqn in chunk[0].eqns:
         for v in (*eqn.invars, *eqn.outvars):
             mesh = _mesh_of(v.aval)
             if mesh is not None:
-                return None if mesh == jax.sharding.get_abstract_mesh() else mesh
-    return None
+                return mesh != jax.sharding.get_abstract_mesh()
+    return False
+
+
+def _run_one_by_one(chunk: list[_Member], ctx: _Context, *, unrolled: bool) -> None:
+    """The chunk's draws evaluated separately, as ``jax.jit`` does (with ``unrolled``, a
+    threefry ``random_bits`` is jinit's unrolled hash: the same bits)."""
+    for m in chunk:
+        for eqn in m.eqns:
+            if unrolled:
+                ins = [ctx.read(v) for v in eqn.invars]
+                outs = _bind_varying(eqn, ins, jnp.int32(0), unrolled=True)
+                ctx.env.update(zip(eqn.outvars, outs, strict=True))
+            else:
+                ctx.bind(eqn)
 
 
 def _run_chunk(chunk: list[_Member], ctx: _Context) -> None:
-    if _aval_mesh(chunk) is None:
-        _run_chunk_here(chunk, ctx)
+    if _foreign_mesh(chunk):
+        # Not grouped, evaluated as by ``jax.jit``: grouped, the follow-ups after the
+        # reshard left the mapped body (``normal * stddev`` rounded 1 ulp apart) and the
+        # row indices were typed with the wrong mesh.
+        _run_one_by_one(chunk, ctx, unrolled=False)
         return
-    # Draws typed with another mesh than the context's (``jax.random``'s and jinit's
-    # samplers called with ``out_sharding`` under an Explicit mesh draw under Auto axes,
-    # then reshard) are not grouped: evaluated one by one, as ``jax.jit`` does. Grouped,
-    # their follow-ups after the reshard left the mapped body (``normal * stddev`` rounded
-    # 1 ulp apart) and the row indices were typed with the wrong mesh.
-    for m in chunk:
-        for eqn in m.eqns:
-            ctx.bind(eqn)
-
-
-def _run_chunk_here(chunk: list[_Member], ctx: _Context) -> None:
     first = chunk[0]
     shared_slots, stacked_slots = _slots(chunk)
     shared = {slot: ctx.read(first.eqns[slot[0]].invars[slot[1]]) for slot in shared_slots}
@@ -806,7 +797,7 @@ def _run_chunk_here(chunk: list[_Member], ctx: _Context) -> None:
         avals = [v.aval for v in first.outvars]
         keyed = any(jnp.issubdtype(a.dtype, jax.dtypes.prng_key) for a in avals)
         typed = any(_spec_sharded(a) for a in avals)  # zeros would need the sharding too
-        plain_draw = keyed or typed or not ctx.options.draw_apart
+        plain_draw = keyed or typed
         never = None if plain_draw else ctx.never(stacked[0])
         outs = _map_after(step, stacked, avals, len(chunk), ctx)
     idx = ctx.indices(outs[0])
@@ -815,7 +806,7 @@ def _run_chunk_here(chunk: list[_Member], ctx: _Context) -> None:
         for v, y in zip(m.outvars, outs, strict=True):
             cut[v] = jax.lax.dynamic_index_in_dim(y, idx[k], keepdims=False)
             ctx.rows[v] = (y, k)
-    if mapped and ctx.options.sequence:
+    if mapped:
         last = cut[chunk[-1].outvars[0]]  # the next loop starts after it (_map_after)
         ctx.last_row = last if _readable(last) else None
     ctx.env.update(cut)
@@ -839,7 +830,7 @@ def _map_after(
     steps = jnp.arange(n, dtype=jnp.int32)
     prev = ctx.last_row
     keys = any(jnp.issubdtype(a.dtype, jax.dtypes.prng_key) for a in avals)
-    if prev is None or keys or not ctx.options.sequence:
+    if prev is None or keys:
         outs = jax.lax.map(step, (stacked, steps))
     else:
         dep = jnp.real(prev[(0,) * prev.ndim]).astype(jnp.float32)
