@@ -85,13 +85,13 @@ def _raw_key_shape_for(impl_name: str) -> tuple[int, ...]:
 
 
 def check_bool(name: str, value: Any) -> bool:
-    """Returns ``value`` if it is a bool (Python or NumPy); raises naming ``name`` otherwise.
+    """Returns ``value`` if it is a bool; raises naming ``name`` otherwise.
 
-    A truthy string such as ``"no"`` or a ``None`` must not silently pick a branch.
+    A truthy string such as ``"no"``, a ``None`` or a ``1`` must not silently pick a branch.
     """
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"`{name}` must be True or False; got {value!r}.")
-    return bool(value)
+    if not isinstance(value, bool):
+        raise TypeError(f"`{name}` must be a bool; got {value!r} of type {type(value).__name__}.")
+    return value
 
 
 def check_choice(name: str, value: C, allowed: Sequence[str]) -> C:

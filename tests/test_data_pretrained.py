@@ -541,7 +541,7 @@ def test_transfer_duplicate_targets_and_bad_inputs():
     with pytest.raises(ValueError, match="`layout`"):
         jinit.transfer(model, {}, layout="keras")
     for strict in (None, "no", 0):  # a truthy or falsy non-bool must not pick a branch
-        with pytest.raises(TypeError, match="`strict` must be True or False"):
+        with pytest.raises(TypeError, match="`strict` must be a bool"):
             jinit.transfer(model, {}, strict=strict)
 
 

@@ -79,12 +79,12 @@ def run(
         True
     """
     from jinit._core import check_choice
+    from jinit._validate import check_bool
     from jinit.repro._experiments import EXPERIMENTS
 
     check_choice("name", name, (*NAMES, "all"))
-    for flag, value in (("quick", quick), ("progress", progress)):
-        if not isinstance(value, bool):
-            raise TypeError(f"`{flag}` must be a bool; got {value!r}.")
+    check_bool("quick", quick)
+    check_bool("progress", progress)
     if name != "all":
         result = EXPERIMENTS[name](quick=quick, progress=progress)
         if out is not None:

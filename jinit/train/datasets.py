@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from jinit._validate import check_bool
 from jinit.train._checks import check_int, check_real, check_str
 
 DATASETS: tuple[str, ...] = ("circles", "moons", "spirals", "digits")
@@ -108,8 +109,7 @@ class Dataset:
             >>> Dataset.from_arrays(x, x.sum(axis=1), x_test=x, y_test=x.sum(axis=1)).n_targets
             1
         """
-        if not isinstance(standardize, bool):
-            raise TypeError(f"`standardize` must be a bool; got {standardize!r}.")
+        check_bool("standardize", standardize)
         x, y = _as_features("x", x), _as_targets("y", y)
         _check_lengths("x", x, "y", y)
         if (x_test is None) != (y_test is None):
@@ -425,8 +425,7 @@ def load_dataset(
             raise ValueError(f"`factor` applies to 'circles' only; got dataset {name!r}.")
         if not 0.0 < check_real("factor", factor, positive=True) < 1.0:
             raise ValueError(f"`factor` must be in (0, 1); got {factor!r}.")
-    if not isinstance(standardize, bool):
-        raise TypeError(f"`standardize` must be a bool; got {standardize!r}.")
+    check_bool("standardize", standardize)
 
     rng = np.random.default_rng(seed)
     if name == "digits":

@@ -11,6 +11,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from jinit._validate import check_bool
 from jinit.train._checks import check_int, check_str, is_int
 
 ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
@@ -44,14 +45,6 @@ def _initializer(name: str, spec: Any) -> Callable[..., jax.Array]:
     if init is None:
         raise TypeError(f"`{name}` must be an initializer spec; got None.")
     return init
-
-
-def _check_use_bias(use_bias: Any) -> bool:
-    if not isinstance(use_bias, bool):
-        raise TypeError(
-            f"`use_bias` must be a bool; got {use_bias!r} of type {type(use_bias).__name__}."
-        )
-    return use_bias
 
 
 def _check_activation(activation: str) -> None:
@@ -105,7 +98,7 @@ class MLPConfig:
         object.__setattr__(self, "hidden", _check_hidden(self.hidden))
         _check_activation(self.activation)
         check_str("loss", self.loss, LOSSES)
-        _check_use_bias(self.use_bias)
+        check_bool("use_bias", self.use_bias)
 
     @classmethod
     def deep(cls, depth: int, width: int, **kwargs: Any) -> MLPConfig:
@@ -159,7 +152,7 @@ class MLP(nnx.Module):
         rngs: nnx.Rngs,
     ) -> None:
         _check_activation(activation)
-        _check_use_bias(use_bias)
+        check_bool("use_bias", use_bias)
         widths = (in_features, *_check_hidden(hidden), out_features)
         n_layers = len(widths) - 1
         if _is_layer_list(kernel_init):
